@@ -1,0 +1,258 @@
+"""Number formats shared by every operator: fixed point now, posits later.
+
+A format is a small immutable object that maps real numbers to the integer *codes* the hardware
+sees and back. Codes are always NumPy ``int64`` arrays holding the value of the word as a
+two's-complement (signed formats) or plain binary (unsigned formats) integer, so that
+``decode(code) == code * 2**-frac_bits`` exactly.
+
+The rounding helpers at the bottom are the only places where the project rounds; golden models
+call them so that rounding and its tie cases are defined once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "FixFormat",
+    "shift_round_half_up",
+    "shift_round_half_even",
+    "saturate",
+]
+
+# int64 holds every intermediate value of a golden model; words wider than this cannot be
+# emulated exactly, so formats are capped well below it.
+_MAX_WIDTH = 48
+
+
+@dataclass(frozen=True)
+class FixFormat:
+    """A binary fixed-point format.
+
+    The word is ``width = int_bits + frac_bits`` bits wide. As in ``ap_fixed<W, I>``, the
+    sign bit of a signed format counts as one of its ``int_bits``: ``FixFormat(6, 10)`` is a
+    16-bit two's-complement word covering ``[-32, 32 - 2**-10]`` in steps of ``2**-10``.
+
+    Parameters
+    ----------
+    int_bits : int
+        Integer bits, sign bit included for signed formats (at least 1 when signed).
+    frac_bits : int
+        Fractional bits (at least 0).
+    signed : bool
+        Two's complement when true, plain binary when false.
+
+    Members
+    -------
+    width : int
+        Word width in bits.
+    min_code, max_code : int
+        The smallest and largest code.
+    resolution : float
+        Value of one least significant bit, ``2**-frac_bits``.
+    """
+
+    int_bits: int
+    frac_bits: int
+    signed: bool = True
+
+    def __post_init__(self):
+        for field in ("int_bits", "frac_bits"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"FixFormat {field} must be an integer, not {value!r}")
+        if not isinstance(self.signed, bool):
+            raise TypeError(f"FixFormat signed must be a bool, not {self.signed!r}")
+        if self.frac_bits < 0:
+            raise ValueError(f"FixFormat frac_bits must be at least 0, not {self.frac_bits}")
+        if self.int_bits < (1 if self.signed else 0):
+            raise ValueError(
+                f"FixFormat int_bits must be at least {1 if self.signed else 0} "
+                f"({'the sign bit' if self.signed else 'non-negative'}), not {self.int_bits}"
+            )
+        if not 1 <= self.width <= _MAX_WIDTH:
+            raise ValueError(
+                f"FixFormat width (int_bits + frac_bits) must be 1 to {_MAX_WIDTH} bits, "
+                f"not {self.width}"
+            )
+
+    # -- construction from text -------------------------------------------------------------
+
+    @classmethod
+    def from_width(cls, width: int, frac_bits: int, signed: bool = True) -> FixFormat:
+        """Build a format from its total width, as hardware people usually state it.
+
+        >>> FixFormat.from_width(16, 10)
+        FixFormat(int_bits=6, frac_bits=10, signed=True)
+        """
+        if isinstance(width, int) and isinstance(frac_bits, int) and frac_bits > width:
+            raise ValueError(
+                f"fractional bits ({frac_bits}) must not exceed the word width ({width})"
+            )
+        return cls(width - frac_bits, frac_bits, signed)
+
+    @classmethod
+    def parse(cls, text: str) -> FixFormat:
+        """Read a format written as ``s6.10`` / ``u1.15`` (int.frac) or ``16f10`` / ``u16f10``.
+
+        >>> FixFormat.parse("s6.10") == FixFormat.parse("16f10") == FixFormat(6, 10)
+        True
+        """
+        text = text.strip()
+        if m := re.fullmatch(r"([su])(\d+)\.(\d+)", text):
+            return cls(int(m[2]), int(m[3]), m[1] == "s")
+        if m := re.fullmatch(r"(u?)(\d+)f(\d+)", text):
+            return cls.from_width(int(m[2]), int(m[3]), m[1] != "u")
+        raise ValueError(
+            f"cannot read {text!r} as a fixed-point format; write s<int>.<frac> or u<int>.<frac> "
+            f"(e.g. s6.10), or <width>f<frac> / u<width>f<frac> (e.g. 16f10)"
+        )
+
+    def __str__(self) -> str:
+        return f"{'s' if self.signed else 'u'}{self.int_bits}.{self.frac_bits}"
+
+    @property
+    def tag(self) -> str:
+        """Short name used in module and file names: ``16f10`` (signed) or ``u16f10``."""
+        return f"{'' if self.signed else 'u'}{self.width}f{self.frac_bits}"
+
+    # -- ranges -----------------------------------------------------------------------------
+
+    @property
+    def width(self) -> int:
+        return self.int_bits + self.frac_bits
+
+    @property
+    def min_code(self) -> int:
+        return -(1 << (self.width - 1)) if self.signed else 0
+
+    @property
+    def max_code(self) -> int:
+        return (1 << (self.width - 1)) - 1 if self.signed else (1 << self.width) - 1
+
+    @property
+    def resolution(self) -> float:
+        return 2.0**-self.frac_bits
+
+    @property
+    def min_value(self) -> float:
+        return self.min_code * self.resolution
+
+    @property
+    def max_value(self) -> float:
+        return self.max_code * self.resolution
+
+    def all_codes(self) -> np.ndarray:
+        """Every code of the format in increasing order (only sensible for narrow words)."""
+        return np.arange(self.min_code, self.max_code + 1, dtype=np.int64)
+
+    # -- conversions ------------------------------------------------------------------------
+
+    def encode(self, x, *, saturate: bool = True) -> np.ndarray:
+        """Quantize real values to codes: round half to even, then saturate.
+
+        Values outside the representable range become ``min_code`` / ``max_code`` (the
+        saturation is the contract of a quantizer); with ``saturate=False`` they raise instead.
+        NaN always raises.
+
+        >>> f = FixFormat(3, 1)            # steps of 0.5, range [-4, 3.5]
+        >>> f.encode([0.25, 0.75, -0.25, 1.25]).tolist()    # ties go to the even code
+        [0, 2, 0, 2]
+        >>> f.encode([100.0, -100.0]).tolist()
+        [7, -8]
+        """
+        x = np.asarray(x, dtype=np.float64)
+        if np.isnan(x).any():
+            raise ValueError(f"cannot encode NaN into {self}")
+        scaled = np.rint(np.ldexp(x, self.frac_bits))  # rint rounds half to even
+        if not saturate:
+            bad = (scaled < self.min_code) | (scaled > self.max_code)
+            if bad.any():
+                raise ValueError(
+                    f"value {x[bad].flat[0]!r} is outside {self} "
+                    f"[{self.min_value}, {self.max_value}]; use a wider format or saturate=True"
+                )
+        return np.clip(scaled, self.min_code, self.max_code).astype(np.int64)
+
+    def decode(self, codes) -> np.ndarray:
+        """Real values of codes (exact: every code of a format up to 48 bits is a float64)."""
+        return np.ldexp(self.check_codes(codes).astype(np.float64), -self.frac_bits)
+
+    def check_codes(self, codes, what: str = "code") -> np.ndarray:
+        """Return ``codes`` as int64, raising a one-line error if any is outside the format."""
+        arr = np.asarray(codes)
+        if arr.dtype.kind not in "iub":
+            if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.rint(arr)):
+                arr = arr.astype(np.int64)
+            else:
+                raise TypeError(
+                    f"{what}s must be integers (raw {self} codes), not {arr.dtype} values; "
+                    f"use {self!s}.encode() to quantize real numbers"
+                )
+        arr = arr.astype(np.int64)
+        bad = (arr < self.min_code) | (arr > self.max_code)
+        if bad.any():
+            raise ValueError(
+                f"{what} {int(arr[bad].flat[0])} is outside {self} "
+                f"({self.min_code}..{self.max_code}); pass raw codes of that format"
+            )
+        return arr
+
+    def to_bits(self, codes) -> np.ndarray:
+        """Codes as the unsigned bit patterns on the wire (two's complement for signed)."""
+        return self.check_codes(codes) & ((1 << self.width) - 1)
+
+    def from_bits(self, bits) -> np.ndarray:
+        """Inverse of :meth:`to_bits`: read unsigned bit patterns of ``width`` bits as codes."""
+        bits = np.asarray(bits, dtype=np.int64)
+        if ((bits < 0) | (bits >> self.width != 0)).any():
+            raise ValueError(f"bit patterns must be {self.width}-bit unsigned integers")
+        if self.signed:
+            bits = np.where(bits >> (self.width - 1) != 0, bits - (1 << self.width), bits)
+        return bits
+
+
+# -- rounding and saturation helpers ----------------------------------------------------------
+
+
+def shift_round_half_up(v, shift: int) -> np.ndarray:
+    """Divide integers by ``2**shift`` rounding to nearest, ties towards +infinity.
+
+    This is "add half an LSB, then drop bits": one adder in hardware. ``shift <= 0`` is an
+    exact left shift.
+
+    >>> shift_round_half_up([5, 6, 7, -5, -6, -7], 2).tolist()   # /4: 1.25 1.5 1.75 ...
+    [1, 2, 2, -1, -1, -2]
+    """
+    v = np.asarray(v, dtype=np.int64)
+    if shift <= 0:
+        return v << -shift
+    return (v + (1 << (shift - 1))) >> shift
+
+
+def shift_round_half_even(v, shift: int) -> np.ndarray:
+    """Divide integers by ``2**shift`` rounding to nearest, ties to the even result.
+
+    >>> shift_round_half_even([2, 6, 10, -2, -6, 5], 2).tolist()  # 0.5 1.5 2.5 -0.5 -1.5 1.25
+    [0, 2, 2, 0, -2, 1]
+    """
+    v = np.asarray(v, dtype=np.int64)
+    if shift <= 0:
+        return v << -shift
+    q = v >> shift
+    rem = v - (q << shift)
+    half = 1 << (shift - 1)
+    up = (rem > half) | ((rem == half) & ((q & 1) == 1))
+    return q + up.astype(np.int64)
+
+
+def saturate(v, fmt: FixFormat) -> np.ndarray:
+    """Clamp integer codes into ``fmt``'s range.
+
+    >>> saturate([-200, 5, 200], FixFormat(4, 4)).tolist()
+    [-128, 5, 127]
+    """
+    return np.clip(np.asarray(v, dtype=np.int64), fmt.min_code, fmt.max_code)

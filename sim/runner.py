@@ -65,7 +65,7 @@ def run(
     *,
     component=None,
     tag: str = "",
-    testcase: str | None = None,
+    test_filter: str | None = None,
     seed: int = 1,
 ) -> dict:
     """Emit, compile and simulate one configuration; return the testbench's summary.
@@ -83,8 +83,8 @@ def run(
         example built from corrupted tables) checks that the testbench notices.
     tag : str
         Suffix of the build folder, to keep such variants apart.
-    testcase : str, optional
-        Run one cocotb test of the module instead of all of them.
+    test_filter : str, optional
+        Regular expression: run only the cocotb tests whose names match.
 
     Returns
     -------
@@ -132,7 +132,7 @@ def run(
         hdl_toplevel=name,
         build_dir=build_dir,
         test_dir=build_dir,
-        testcase=testcase,
+        test_filter=test_filter,
         extra_env=env,
         seed=seed,
         timescale=timescale,

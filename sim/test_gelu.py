@@ -7,11 +7,14 @@ through :mod:`sim.runner` on Icarus and Verilator.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
 import pytest
 
+from golden import gelu as golden_gelu
+from hwgen.gelu import GeluPWL
 from sim import runner
 
 OP = "gelu"
@@ -35,29 +38,30 @@ if _IN_SIM:
 
     @cocotb.test()
     @cocotb.parametrize(idle=[0.25], backpressure=[0.3])
-    async def every_code_with_backpressure(dut, idle, backpressure):
+    async def every_code(dut, idle, backpressure):
         """All input codes in shuffled order, random idle cycles and output back-pressure."""
         p = _params()
         codes = np.random.default_rng(7).permutation(p.in_fmt.all_codes())
         tb = StreamTB(dut, p.in_fmt, p.out_fmt, seed=11)
         await tb.reset()
         got = await tb.run(codes, idle=idle, backpressure=backpressure)
-        record(
-            f"every_code_idle{idle}_bp{backpressure}",
-            tb.compare(codes, got, gelu.emulate(p, codes)),
-        )
+        record("every_code", tb.compare(codes, got, gelu.emulate(p, codes)))
 
     @cocotb.test()
-    async def standard_cases_full_rate(dut):
-        """Named corner cases streamed back to back: one result per clock, stated latency."""
+    @cocotb.parametrize(pattern=[(0.0, 0.0), (0.5, 0.5)])
+    async def standard_cases(dut, pattern):
+        """Named corner cases back to back; at full rate also one result per clock and the
+        stated latency."""
+        idle, backpressure = pattern
         p = _params()
-        cases = gelu.standard_cases(p)
         tb = StreamTB(dut, p.in_fmt, p.out_fmt, seed=3)
         await tb.reset()
-        for name, codes in cases.items():
-            got = await tb.run(codes, idle=0.0, backpressure=0.0)
-            record(f"case_{name}", tb.compare(codes, got, gelu.emulate(p, codes), case=name))
-        tb.check_full_rate(latency=int(os.environ["HWGEN_LATENCY"]))
+        for name, codes in gelu.standard_cases(p).items():
+            got = await tb.run(codes, idle=idle, backpressure=backpressure)
+            stats = tb.compare(codes, got, gelu.emulate(p, codes), case=name)
+            record(f"{name}_idle{idle}_bp{backpressure}", stats)
+            if not idle and not backpressure:
+                tb.check_full_rate(latency=int(os.environ["HWGEN_LATENCY"]))
 
 
 # -- pytest side -----------------------------------------------------------------------------
@@ -69,6 +73,25 @@ CONFIGS = [pytest.param(p, id=p.name) for p in runner.sweep(OP)[:3]]
 @pytest.mark.parametrize("params", CONFIGS)
 def test_gelu_rtl_equals_emulate(params, sim):
     summary = runner.run(OP, params, sim)
-    every = [v for k, v in summary.items() if k.startswith("every_code")]
-    assert every and every[0]["checked"] == params.in_fmt.max_code - params.in_fmt.min_code + 1
+    assert summary["every_code"]["checked"] == 2**params.in_fmt.width
+    assert len(summary) == 1 + 2 * len(golden_gelu.standard_cases(params))
     assert all(v["mismatches"] == 0 for v in summary.values()), summary
+
+
+def test_corrupted_table_entry_is_caught():
+    """The comparison can fail: one intercept raised by one output LSB in the RTL only."""
+    p = runner.sweep(OP)[0]
+    good = golden_gelu.tables(p)
+    k = 5
+    icpts = good.icpts.copy()
+    icpts[k] += 1 << (p.icpt_fmt.frac_bits - p.out_fmt.frac_bits)
+    dut = GeluPWL(p, tables=dataclasses.replace(good, icpts=icpts))
+    with pytest.raises(SystemExit):
+        runner.run(OP, p, "icarus", component=dut, tag="mutant", test_filter="every_code")
+    every = runner.read_summary(p, "icarus", "mutant")["every_code"]
+    # exactly the codes with |x| in segment k move by one LSB: both signs of that range
+    expected = 2 * int(good.starts[k + 1] - good.starts[k])
+    assert every["mismatches"] == expected
+    for m in every["first"]:
+        assert good.starts[k] <= abs(m["input"]) < good.starts[k + 1]
+        assert m["got"] == m["expected"] - 1

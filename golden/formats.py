@@ -88,7 +88,7 @@ class FixFormat:
         >>> FixFormat.from_width(16, 10)
         FixFormat(int_bits=6, frac_bits=10, signed=True)
         """
-        if isinstance(width, int) and isinstance(frac_bits, int) and frac_bits > width:
+        if isinstance(width, int) and isinstance(frac_bits, int) and 0 <= width < frac_bits:
             raise ValueError(
                 f"fractional bits ({frac_bits}) must not exceed the word width ({width})"
             )
@@ -167,12 +167,15 @@ class FixFormat:
         x = np.asarray(x, dtype=np.float64)
         if np.isnan(x).any():
             raise ValueError(f"cannot encode NaN into {self}")
-        scaled = np.rint(np.ldexp(x, self.frac_bits))  # rint rounds half to even
+        # clamp first (one step beyond the range is enough to saturate or be reported) so
+        # that huge values and infinities cannot overflow the scaling
+        lo, hi = self.min_value - 1.0, self.max_value + 1.0
+        scaled = np.rint(np.ldexp(np.clip(x, lo, hi), self.frac_bits))  # rint: half to even
         if not saturate:
             bad = (scaled < self.min_code) | (scaled > self.max_code)
             if bad.any():
                 raise ValueError(
-                    f"value {x[bad].flat[0]!r} is outside {self} "
+                    f"value {float(x[bad].flat[0])!r} is outside {self} "
                     f"[{self.min_value}, {self.max_value}]; use a wider format or saturate=True"
                 )
         return np.clip(scaled, self.min_code, self.max_code).astype(np.int64)
@@ -184,22 +187,23 @@ class FixFormat:
     def check_codes(self, codes, what: str = "code") -> np.ndarray:
         """Return ``codes`` as int64, raising a one-line error if any is outside the format."""
         arr = np.asarray(codes)
-        if arr.dtype.kind not in "iub":
-            if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.rint(arr)):
-                arr = arr.astype(np.int64)
-            else:
-                raise TypeError(
-                    f"{what}s must be integers (raw {self} codes), not {arr.dtype} values; "
-                    f"use {self!s}.encode() to quantize real numbers"
-                )
-        arr = arr.astype(np.int64)
+        integral = arr.dtype.kind in "iu" or (
+            arr.dtype.kind == "f" and bool(np.all(np.isfinite(arr) & (arr == np.rint(arr))))
+        )
+        if not integral:
+            raise TypeError(
+                f"{what}s must be integers (raw {self} codes), not {arr.dtype} values; "
+                f"use {self!s}.encode() to quantize real numbers"
+            )
+        # range check in the array's own type, before any cast could wrap or overflow
         bad = (arr < self.min_code) | (arr > self.max_code)
         if bad.any():
+            first = arr[bad].flat[0]
             raise ValueError(
-                f"{what} {int(arr[bad].flat[0])} is outside {self} "
-                f"({self.min_code}..{self.max_code}); pass raw codes of that format"
+                f"{what} {int(first) if arr.dtype.kind in 'iu' else float(first)!r} is outside "
+                f"{self} ({self.min_code}..{self.max_code}); pass raw codes of that format"
             )
-        return arr
+        return arr.astype(np.int64)
 
     def to_bits(self, codes) -> np.ndarray:
         """Codes as the unsigned bit patterns on the wire (two's complement for signed)."""
@@ -207,9 +211,10 @@ class FixFormat:
 
     def from_bits(self, bits) -> np.ndarray:
         """Inverse of :meth:`to_bits`: read unsigned bit patterns of ``width`` bits as codes."""
-        bits = np.asarray(bits, dtype=np.int64)
-        if ((bits < 0) | (bits >> self.width != 0)).any():
+        bits = np.asarray(bits)
+        if bits.dtype.kind not in "iu" or ((bits < 0) | (bits >= 1 << self.width)).any():
             raise ValueError(f"bit patterns must be {self.width}-bit unsigned integers")
+        bits = bits.astype(np.int64)
         if self.signed:
             bits = np.where(bits >> (self.width - 1) != 0, bits - (1 << self.width), bits)
         return bits

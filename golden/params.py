@@ -102,7 +102,7 @@ def _convert(op: str, name: str, kind: type, value: object):
                 return False
             raise ValueError
         if kind is int:
-            return int(value, 0)
+            return int(value, 0) if value[:2].lower() in ("0x", "0b", "0o") else int(value)
         if kind is float:
             return float(value)
         return value
@@ -122,7 +122,9 @@ def _kind_name(kind: type) -> str:
         return "a fixed-point format like s6.10"
     if isinstance(kind, type) and issubclass(kind, enum.Enum):
         return f"one of the {kind.__name__} values"
-    return f"a {kind.__name__}"
+    return {int: "an integer", float: "a number", bool: "true or false"}.get(
+        kind, f"a {kind.__name__}"
+    )
 
 
 # -- validation helpers for __post_init__ -------------------------------------------------------

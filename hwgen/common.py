@@ -60,9 +60,11 @@ class StallPipeline:
     def stage(self, value, name: str, shape=None) -> Signal:
         """A register that loads ``value`` when the pipeline advances.
 
-        Its shape is ``shape`` or the shape of ``value``.
+        Its shape is ``shape`` or the shape of ``value``. Data registers have no reset (only the
+        valid bits do), which saves a reset multiplexer per bit and lets chains of them map to
+        shift-register LUTs.
         """
-        reg = Signal(shape if shape is not None else value.shape(), name=name)
+        reg = Signal(shape if shape is not None else value.shape(), name=name, reset_less=True)
         with self._m.If(self.en):
             self._m.d.sync += reg.eq(value)
         return reg

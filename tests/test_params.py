@@ -264,7 +264,7 @@ def test_bool_text(text, expected):
 
 
 def test_bad_bool_text():
-    message = "demo parameter flag cannot be 'maybe': expected a bool"
+    message = "demo parameter flag cannot be 'maybe': expected true or false"
     with pytest.raises(ValueError, match=re.escape(message)):
         Demo.parse("flag=maybe")
 

@@ -577,9 +577,10 @@ def format_table(results: Mapping[str, Mapping]) -> str:
     -------
     str
         Markdown table with one row per (configuration, family) and columns LUT, FF, DSP,
-        BRAM, carry and Fmax; Fmax is ``-`` where no place-and-route result exists.
+        BRAM, carry, LUTRAM (distributed RAM and shift-register LUTs) and Fmax; Fmax is ``-``
+        where no place-and-route result exists.
     """
-    header = ("Config", "Family", "LUT", "FF", "DSP", "BRAM", "Carry", "Fmax (MHz)")
+    header = ("Config", "Family", "LUT", "FF", "DSP", "BRAM", "Carry", "LUTRAM", "Fmax (MHz)")
     rows = []
     for config, result in results.items():
         fams = result.get("families", {})
@@ -591,7 +592,10 @@ def format_table(results: Mapping[str, Mapping]) -> str:
                 (
                     str(config),
                     fam,
-                    *(str(counts.get(key, "-")) for key in ("lut", "ff", "dsp", "bram", "carry")),
+                    *(
+                        str(counts.get(key, "-"))
+                        for key in ("lut", "ff", "dsp", "bram", "carry", "lutram")
+                    ),
                     f"{fmax:.1f}" if isinstance(fmax, (int, float)) else "-",
                 )
             )

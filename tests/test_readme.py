@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_readme_python_examples_run(capsys):
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-    assert blocks
-    for block in blocks:
-        exec(compile(block, str(README), "exec"), {})
-    out = capsys.readouterr().out.split()
-    assert float(out[0]) <= 2.0**-8  # the stated bound
-    assert out[1] == "10"  # the latency
+def test_readme_python_example_runs():
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    assert len(blocks) == 1
+    # a separate interpreter: the example builds a component it never elaborates, which is
+    # fine for a user but an UnusedElaboratable warning (an error here) under pytest
+    proc = subprocess.run(
+        [sys.executable, "-c", blocks[0]], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    bound, latency = proc.stdout.split()
+    assert float(bound) <= 2.0**-8  # the stated bound
+    assert latency == "10"

@@ -1,0 +1,389 @@
+"""Softmax with a Padé exponential and a multi-scale reciprocal: no divider anywhere.
+
+Algorithm (one row x_0 .. x_{L-1}, integer arithmetic throughout)
+-----------------------------------------------------------------
+1. Row maximum m; t_i = x_i - m <= 0.
+2. Range reduction: n_i = -t_i * log2(e) >= 0 (one constant multiply, log2 e rounded to
+   ``log2e_fmt``), split into an integer z_i and a fraction r_i in [0, 1) kept to
+   ``red_fmt`` bits, so that e^t = 2^-z * e^p with p = -r ln2 in (-ln2, 0].
+3. Padé: e^p ~ P(p) / Q(p), written in r with the constants folded in,
+   [1/1]: P = 1 - a1 r,          Q = 1 + a1 r,          a1 = ln2 / 2
+   [2/2]: P = 1 - a1 r + a2 r^2, Q = 1 + a1 r + a2 r^2, a2 = ln2^2 / 12
+   evaluated in ``poly_fmt``. Q lies in [1, 1.39), already normalised.
+4. The quotient P / Q is P * recip(Q) (step 6's unit); then the power of two is a right
+   shift by z: e_i = P * recip(Q) * 2^-z rounded to ``exp_fmt``. Rows entries with
+   z > exp_fmt.frac_bits + 1 are far below the maximum and flushed to 0 without computing.
+5. S = sum e_i, exact in ``sum_fmt`` (wide enough for ``max_len`` ones).
+6. Multi-scale reciprocal: a leading-one detector writes S = 2^k * m with m in [1, 2)
+   (kept to ``poly_fmt`` bits); a table of 2^``recip_bits`` entries indexed by the top bits of
+   m's fraction gives y0 ~ 1/m (each entry 2 / (lo + hi) of its interval, which halves the
+   worst relative error of a left-end table); ``newton_steps`` iterations
+   y <- y (2 - m y) square the relative error each. 1/S = 2^-k * y.
+7. p_i = e_i * (1/S), one multiply and a shift, rounded half up to ``out_fmt``.
+
+Error analysis
+--------------
+Padé [2/2] has relative error <= 2.3e-4 on (-ln2, 0] (5.5e-2 over [-3, 0] without range
+reduction), [1/1] <= 3.0e-2. The reciprocal table's relative error is at most about
+2^-(recip_bits+2) (7.8e-3/2 for 64 entries); one Newton step squares it to ~1.5e-5, plus the
+rounding of ``recip_fmt``. The row maximum has r = 0, where Padé is exact, and a common
+relative error of all e_i cancels in the normalisation, so the probability error is about
+(Padé error + reciprocal errors) * p (1 - p) plus the output rounding 2^-(out_frac + 1). The
+default configuration is measured (tests/test_softmax.py) to stay within 2^-10 of float64
+softmax on every output and within 2^-8 of 1 on every row sum, over Gaussian rows with standard
+deviations 0.25 to 8 and lengths 1 to 256 and over adversarial rows.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .formats import FixFormat, saturate, shift_round_half_up
+from .params import ParamsBase, check_enum, check_fix, check_int
+
+__all__ = [
+    "PadeOrder",
+    "SoftmaxParams",
+    "SoftmaxTables",
+    "tables",
+    "emulate",
+    "reference",
+    "recip",
+    "error_stats",
+    "standard_cases",
+    "random_rows",
+    "param_sweep",
+]
+
+
+class PadeOrder(enum.Enum):
+    """Order [m/n] of the Padé approximant of e^p on (-ln2, 0]."""
+
+    P11 = "1/1"
+    P22 = "2/2"
+
+
+@dataclass(frozen=True)
+class SoftmaxParams(ParamsBase):
+    """Configuration of the softmax.
+
+    Parameters
+    ----------
+    in_fmt : FixFormat
+        Logits. Default s6.10: ±32 in steps of 2^-10; DeiT's scaled attention scores stay
+        within about ±20, and only differences to the row maximum matter.
+    out_fmt : FixFormat
+        Probabilities, unsigned. Default u1.15 (16 bits; 1.0 is representable).
+    max_len : int
+        Longest row, 2 to 4096; default 256 (DeiT has 197 tokens). The actual length of each
+        row is set at run time by the stream's framing.
+    pade : PadeOrder
+        ``2/2`` (default) or ``1/1``.
+    log2e_fmt : FixFormat
+        The constant log2(e) of the range reduction. Default u1.16.
+    red_fmt : FixFormat
+        The reduced argument r in [0, 1). Default u0.14.
+    poly_fmt : FixFormat
+        P, Q and the normalised sum mantissa m (all in [0, 2)). Default u1.16.
+    recip_fmt : FixFormat
+        Output of the reciprocal unit, 1/m in (0.5, 1]. Default u1.16.
+    recip_bits : int
+        log2 of the reciprocal table size, 2 to 10. Default 6 (64 entries).
+    newton_steps : int
+        Newton iterations after the table, 0 to 2. Default 1.
+    exp_fmt : FixFormat
+        e_i = exp(x_i - max). Default u1.18: 256 entries each rounded by at most 2^-19
+        keep the row sum within 5e-4.
+    """
+
+    op = "softmax"
+
+    in_fmt: FixFormat = FixFormat(6, 10)
+    out_fmt: FixFormat = FixFormat(1, 15, signed=False)
+    max_len: int = 256
+    pade: PadeOrder = PadeOrder.P22
+    log2e_fmt: FixFormat = FixFormat(1, 16, signed=False)
+    red_fmt: FixFormat = FixFormat(0, 14, signed=False)
+    poly_fmt: FixFormat = FixFormat(1, 16, signed=False)
+    recip_fmt: FixFormat = FixFormat(1, 16, signed=False)
+    recip_bits: int = 6
+    newton_steps: int = 1
+    exp_fmt: FixFormat = FixFormat(1, 18, signed=False)
+
+    def __post_init__(self):
+        op = "softmax"
+        check_fix(op, "in_fmt", self.in_fmt, signed=True, why=" (logits take both signs)")
+        check_fix(op, "out_fmt", self.out_fmt, signed=False, why=" (probabilities)")
+        check_int(op, "max_len", self.max_len, 2, 4096)
+        object.__setattr__(self, "pade", check_enum(op, "pade", self.pade, PadeOrder))
+        for name, int_bits in (
+            ("log2e_fmt", 1),
+            ("red_fmt", 0),
+            ("poly_fmt", 1),
+            ("recip_fmt", 1),
+            ("exp_fmt", 1),
+        ):
+            fmt = getattr(self, name)
+            check_fix(op, name, fmt, signed=False)
+            if fmt.int_bits != int_bits:
+                raise ValueError(
+                    f"{op} {name} must have {int_bits} integer bit{'s' * (int_bits != 1)} "
+                    f"(it holds values in [0, {2**int_bits})), not {fmt}"
+                )
+        if self.out_fmt.int_bits < 1:
+            raise ValueError(f"{op} out_fmt needs an integer bit to hold 1.0, not {self.out_fmt}")
+        check_int(op, "recip_bits", self.recip_bits, 2, 10)
+        if self.recip_bits > self.poly_fmt.frac_bits:
+            raise ValueError(
+                f"{op} recip_bits ({self.recip_bits}) must not exceed poly_fmt's fractional "
+                f"bits ({self.poly_fmt.frac_bits})"
+            )
+        check_int(op, "newton_steps", self.newton_steps, 0, 2)
+        fp, fy, fe = self.poly_fmt.frac_bits, self.recip_fmt.frac_bits, self.exp_fmt.frac_bits
+        if fp + fy - fe < 1:
+            raise ValueError(
+                f"{op} exp_fmt keeps more fractional bits ({fe}) than P * (1/Q) has ({fp + fy})"
+            )
+        if fy + fe - 1 - self.out_fmt.frac_bits < 1:
+            raise ValueError(
+                f"{op} out_fmt keeps more fractional bits ({self.out_fmt.frac_bits}) than "
+                f"e * (1/S) has for a row sum of 1/2 ({fy + fe - 1})"
+            )
+        if self.red_fmt.frac_bits > self.in_fmt.frac_bits + self.log2e_fmt.frac_bits:
+            raise ValueError(
+                f"{op} red_fmt keeps more fractional bits than t * log2(e) has "
+                f"({self.in_fmt.frac_bits + self.log2e_fmt.frac_bits})"
+            )
+
+    @property
+    def sum_fmt(self) -> FixFormat:
+        """Exact row-sum word: exp_fmt plus log2(max_len) integer bits (derived, not set)."""
+        return FixFormat(
+            self.exp_fmt.int_bits + (self.max_len - 1).bit_length(),
+            self.exp_fmt.frac_bits,
+            signed=False,
+        )
+
+    @property
+    def flush_shift(self) -> int:
+        """Entries with z greater than this are flushed to 0 (their e is below half an LSB)."""
+        return self.exp_fmt.frac_bits + 1
+
+    @property
+    def name(self) -> str:
+        """Module and file name, e.g. ``softmax_i16f10_ou16f15_n256``; non-defaults append."""
+        name = f"softmax_i{self.in_fmt.tag}_o{self.out_fmt.tag}_n{self.max_len}"
+        default = SoftmaxParams()
+        if self.pade is not default.pade:
+            name += f"_pade{self.pade.value.replace('/', '')}"
+        if self.recip_bits != default.recip_bits:
+            name += f"_rb{self.recip_bits}"
+        if self.newton_steps != default.newton_steps:
+            name += f"_nt{self.newton_steps}"
+        for field, tag in (
+            ("log2e_fmt", "l2e"),
+            ("red_fmt", "red"),
+            ("poly_fmt", "poly"),
+            ("recip_fmt", "rcp"),
+            ("exp_fmt", "exp"),
+        ):
+            if getattr(self, field) != getattr(default, field):
+                name += f"_{tag}{getattr(self, field).tag}"
+        return name
+
+
+@dataclass(frozen=True)
+class SoftmaxTables:
+    """Constants the hardware bakes in, computed from :class:`SoftmaxParams` alone.
+
+    Members
+    -------
+    log2e : int
+        log2(e) as a ``log2e_fmt`` code.
+    a1, a2 : int
+        Padé coefficients ln2/2 and ln2^2/12 as ``poly_fmt`` codes (a2 = 0 for [1/1]).
+    recip : ndarray of int64
+        The reciprocal seed table, ``recip_fmt`` codes, 2**recip_bits entries.
+    """
+
+    log2e: int
+    a1: int
+    a2: int
+    recip: np.ndarray
+
+
+@functools.lru_cache(maxsize=64)
+def tables(p: SoftmaxParams) -> SoftmaxTables:
+    k = p.recip_bits
+    lo = 1.0 + np.arange(2**k) / 2**k
+    hi = lo + 1.0 / 2**k
+    seed = p.recip_fmt.encode(2.0 / (lo + hi), saturate=False)
+    fp = p.poly_fmt.frac_bits
+    return SoftmaxTables(
+        log2e=int(p.log2e_fmt.encode(math.log2(math.e), saturate=False)),
+        a1=int(round(math.log(2) / 2 * 2**fp)),
+        a2=int(round(math.log(2) ** 2 / 12 * 2**fp)) if p.pade is PadeOrder.P22 else 0,
+        recip=seed,
+    )
+
+
+def recip(p: SoftmaxParams, m) -> np.ndarray:
+    """The reciprocal unit: 1/m for m in [1, 2) given as ``poly_fmt`` codes.
+
+    Table seed indexed by the top ``recip_bits`` bits of m's fraction, then ``newton_steps``
+    iterations y <- y (2 - m y), each product rounded half up. Returns ``recip_fmt`` codes.
+    """
+    m = np.asarray(m, dtype=np.int64)
+    fm, fy = p.poly_fmt.frac_bits, p.recip_fmt.frac_bits
+    one_m = 1 << fm
+    if ((m < one_m) | (m >= 2 * one_m)).any():
+        raise ValueError("recip takes mantissas in [1, 2)")
+    idx = (m - one_m) >> (fm - p.recip_bits)
+    y = tables(p).recip[idx]
+    for _ in range(p.newton_steps):
+        my = shift_round_half_up(m * y, fm)  # m * y in recip_fmt, close to 1
+        y = shift_round_half_up(y * ((2 << fy) - my), fy)
+    return y
+
+
+def _exp(p: SoftmaxParams, t) -> np.ndarray:
+    """exp(t) for t = x - max <= 0 in ``in_fmt`` units, as ``exp_fmt`` codes."""
+    tb = tables(p)
+    fin, fl, fr = p.in_fmt.frac_bits, p.log2e_fmt.frac_bits, p.red_fmt.frac_bits
+    fp, fy, fe = p.poly_fmt.frac_bits, p.recip_fmt.frac_bits, p.exp_fmt.frac_bits
+    n = -t * tb.log2e  # >= 0, fin + fl fractional bits
+    z = n >> (fin + fl)
+    r = (n >> (fin + fl - fr)) & ((1 << fr) - 1)  # fraction kept to fr bits (truncated)
+    t1 = shift_round_half_up(tb.a1 * r, fr)
+    if p.pade is PadeOrder.P22:
+        r2 = shift_round_half_up(r * r, fr)
+        t2 = shift_round_half_up(tb.a2 * r2, fr)
+    else:
+        t2 = np.zeros_like(t1)
+    num = (1 << fp) - t1 + t2
+    den = (1 << fp) + t1 + t2
+    y = recip(p, den)
+    flushed = z > p.flush_shift
+    shift = fp + fy - fe + np.where(flushed, 0, z)
+    e = saturate(shift_round_half_up_var(num * y, shift), p.exp_fmt)
+    return np.where(flushed, 0, e)
+
+
+def emulate(p: SoftmaxParams, codes) -> np.ndarray:
+    """Bit-exact model of :class:`hwgen.softmax.Softmax`: the last axis is one row.
+
+    Rows of length 1 to ``max_len``; any leading shape. Returns ``out_fmt`` codes.
+    """
+    x = p.in_fmt.check_codes(codes, "softmax input code")
+    if x.ndim == 0 or not 1 <= x.shape[-1] <= p.max_len:
+        length = "a scalar" if x.ndim == 0 else f"length {x.shape[-1]}"
+        raise ValueError(
+            f"softmax rows must have length 1 to max_len={p.max_len} on the last axis, "
+            f"not {length}; raise max_len or split the rows"
+        )
+    t = x - x.max(axis=-1, keepdims=True)
+    e = _exp(p, t)
+    s = e.sum(axis=-1, keepdims=True)
+    # leading one: s = 2^k * m, m in [1, 2) with poly_fmt fractional bits (truncated)
+    fm = p.poly_fmt.frac_bits
+    k = _bit_length(s) - 1
+    m = np.where(k >= fm, s >> np.maximum(k - fm, 0), s << np.maximum(fm - k, 0))
+    y = recip(p, m)
+    shift = p.recip_fmt.frac_bits + k - p.out_fmt.frac_bits
+    return saturate(shift_round_half_up_var(e * y, shift), p.out_fmt)
+
+
+def _bit_length(v) -> np.ndarray:
+    v = np.asarray(v, dtype=np.int64)
+    out = np.zeros(v.shape, dtype=np.int64)
+    for b in range(63):
+        out = np.where(v >> b != 0, b + 1, out)
+    return out
+
+
+def shift_round_half_up_var(v, shift) -> np.ndarray:
+    """Like :func:`~golden.formats.shift_round_half_up` with a per-element shift >= 1."""
+    v = np.asarray(v, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    return (v + (np.int64(1) << (shift - 1))) >> shift
+
+
+def reference(p: SoftmaxParams, x) -> np.ndarray:
+    """Float64 softmax over the last axis of real logits."""
+    x = np.asarray(x, dtype=np.float64)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+# -- test vectors ----------------------------------------------------------------------------------
+
+
+def random_rows(p: SoftmaxParams, n_rows: int, seed: int = 0) -> list[np.ndarray]:
+    """Rows of Gaussian logits, standard deviations 0.25 to 8, lengths 1 to max_len."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n_rows):
+        length = int(rng.integers(1, p.max_len + 1))
+        sigma = float(np.exp(rng.uniform(np.log(0.25), np.log(8.0))))
+        mean = float(rng.uniform(-8, 8))
+        rows.append(p.in_fmt.encode(rng.normal(mean, sigma, size=length)))
+    return rows
+
+
+def standard_cases(p: SoftmaxParams) -> dict[str, np.ndarray]:
+    """Named adversarial rows (each a 1-D code array)."""
+    f = p.in_fmt
+    n = p.max_len
+    ramp = f.encode(np.linspace(-1.0, 1.0, n))
+    one_big = np.zeros(n, dtype=np.int64)
+    one_big[n // 3] = f.encode(12.0)
+    tail = f.encode(np.concatenate([[0.0], np.full(n - 1, -25.0)]))
+    return {
+        "single": np.array([123], dtype=np.int64),
+        "pair_equal": np.array([5, 5], dtype=np.int64),
+        "all_equal_full": np.full(n, 77, dtype=np.int64),
+        "all_min": np.full(n, f.min_code, dtype=np.int64),
+        "all_max": np.full(n, f.max_code, dtype=np.int64),
+        "min_and_max": np.array([f.min_code, f.max_code] * (n // 2), dtype=np.int64),
+        "one_dominant": one_big,
+        "very_negative_tail": tail,
+        "ramp": ramp,
+        "far_pair": np.array([0, -1024], dtype=np.int64),
+    }
+
+
+def error_stats(p: SoftmaxParams, n_rows: int = 400, seed: int = 0) -> dict[str, float]:
+    """Max and mean |p - softmax| and max |sum - 1| over random and adversarial rows."""
+    rows = random_rows(p, n_rows, seed) + list(standard_cases(p).values())
+    max_abs, sum_abs, count, max_sum = 0.0, 0.0, 0, 0.0
+    for row in rows:
+        y = p.out_fmt.decode(emulate(p, row))
+        err = np.abs(y - reference(p, p.in_fmt.decode(row)))
+        max_abs = max(max_abs, float(err.max()))
+        sum_abs += float(err.sum())
+        count += err.size
+        max_sum = max(max_sum, abs(float(y.sum()) - 1.0))
+    return {
+        "rows": len(rows),
+        "inputs": count,
+        "max_abs": max_abs,
+        "mean_abs": sum_abs / count,
+        "max_sum_err": max_sum,
+        "target": 2.0**-10,
+    }
+
+
+def param_sweep() -> list[SoftmaxParams]:
+    """Configurations worth verifying."""
+    d = SoftmaxParams()
+    return [
+        d,
+        d.replace(pade=PadeOrder.P11, recip_bits=4, newton_steps=2, max_len=64),
+        d.replace(recip_bits=8, newton_steps=0, max_len=32, in_fmt=FixFormat(5, 11)),
+        d.replace(newton_steps=2, recip_bits=5),
+    ]

@@ -1,6 +1,7 @@
 # hwgen entry points. Every target installs what it needs first (skipped when done).
 #
 #   make install     .venv with hwgen editable, Icarus Verilog, warmed YoWASP cache
+#   make install-accuracy   adds PyTorch & co (golden.nn, accuracy); `make test` needs it
 #   make verilog     Verilog of every operator at default parameters into rtl_out/
 #                    (plus OP=<op> PARAMS="k=v,..." for one more configuration)
 #   make sim         cocotb testbenches on SIM=icarus (default) or SIM=verilator
@@ -13,6 +14,7 @@ PYTHON ?= python3
 VENV   := $(CURDIR)/.venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.hwgen-installed
+STAMP_ACC := $(VENV)/.hwgen-accuracy
 SIM    ?= icarus
 OP     ?=
 PARAMS ?=
@@ -23,7 +25,7 @@ JOBS   ?= 2
 export PATH := $(VENV)/bin:$(PATH)
 export YOWASP_CACHE_DIR := $(CURDIR)/build/yowasp-cache
 
-.PHONY: install install-accuracy tools verilog sim test test-slow synth lint clean
+.PHONY: install install-accuracy tools verilog sim test synth lint clean
 
 install: $(STAMP) tools
 
@@ -51,8 +53,13 @@ tools:
 	  fi; \
 	fi
 
-install-accuracy: install
+# PyTorch and friends (several GB): golden.nn and the accuracy work; `make test` needs them
+install-accuracy: install $(STAMP_ACC)
+
+$(STAMP_ACC): $(STAMP)
+	@echo "== installing the accuracy extras (torch 2.14.1, torchvision, timm, ...): several GB"
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,accuracy]'
+	@touch $@
 
 verilog: $(STAMP)
 	$(PY) -m hwgen verilog
@@ -61,11 +68,8 @@ verilog: $(STAMP)
 sim: install
 	$(PY) -m pytest sim -n $(JOBS) -k "$(SIM)"
 
-test: install
+test: install-accuracy
 	$(PY) -m pytest -n $(JOBS)
-
-test-slow: install
-	$(PY) -m pytest -n $(JOBS) -m slow --runslow
 
 synth: $(STAMP)
 	@if [ -n "$(OP)" ]; then $(PY) -m hwgen synth $(OP) --params "$(PARAMS)"; \

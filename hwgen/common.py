@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Module, Shape, Signal, signed, unsigned
 from amaranth.lib import stream
 
 from golden.formats import FixFormat
 
-__all__ = ["fix_shape", "Stages", "StallPipeline"]
+__all__ = ["fix_shape", "Stages", "Levels", "StallPipeline"]
 
 
 def fix_shape(fmt: FixFormat) -> Shape:
@@ -48,6 +50,69 @@ class Stages:
         for k in range(n):
             value = self.stage(value, f"{name}_d{k + 1}")
         return value
+
+
+class Levels:
+    """A pipeline written level by level: each :meth:`next` registers a set of named values.
+
+    Values that later levels need must be passed on explicitly, so every name in the returned
+    namespace is aligned with every other; ``depth`` counts the levels built so far.
+
+    Parameters
+    ----------
+    stages : Stages
+        Where the registers come from (free-running or with an enable).
+    prefix : str
+        Signal name prefix.
+    """
+
+    #: Widest unsigned operand that fits one DSP block (ECP5 18x18 and xc7 25x18 signed).
+    DSP_BITS = 17
+
+    def __init__(self, stages: Stages, prefix: str):
+        self.stages = stages
+        self.prefix = prefix
+        self.depth = 0
+
+    def next(self, **values) -> SimpleNamespace:
+        """Register ``values`` (each a Value, or a ``(value, shape)`` pair) as one level."""
+        self.depth += 1
+        out = {}
+        for key, value in values.items():
+            value, shape = value if isinstance(value, tuple) else (value, None)
+            out[key] = self.stages.stage(value, f"{self.prefix}{self.depth}_{key}", shape)
+        return SimpleNamespace(**out)
+
+    def mul(self, products: dict, **carry) -> SimpleNamespace:
+        """Unsigned products in two levels: DSP-sized partial products, then their sum.
+
+        ``products`` maps a name to an ``(a, b)`` pair; ``carry`` values travel alongside.
+        Splitting operands wider than :data:`DSP_BITS` keeps every multiplier followed by a
+        register, so no adder sits behind a DSP block in the same clock.
+        """
+        parts, plan = {}, {}
+        for name, (a, b) in products.items():
+            for value in (a, b):
+                if value.shape().signed:
+                    raise TypeError(f"Levels.mul takes unsigned operands ({name})")
+            terms = []
+            for i, a_lo in enumerate(range(0, len(a), self.DSP_BITS)):
+                for j, b_lo in enumerate(range(0, len(b), self.DSP_BITS)):
+                    a_part = a[a_lo : a_lo + self.DSP_BITS]
+                    b_part = b[b_lo : b_lo + self.DSP_BITS]
+                    key = f"{name}_pp{i}{j}"
+                    parts[key] = a_part * b_part
+                    terms.append((key, a_lo + b_lo))
+            plan[name] = terms
+        level = self.next(**parts, **carry)
+        sums = {}
+        for name, terms in plan.items():
+            total = None
+            for key, shift in terms:
+                term = getattr(level, key) << shift
+                total = term if total is None else total + term
+            sums[name] = total
+        return self.next(**sums, **{k: getattr(level, k) for k in carry})
 
 
 class StallPipeline(Stages):

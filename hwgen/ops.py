@@ -63,6 +63,12 @@ OPERATORS: dict[str, Operator] = {
             "GeluPWL",
             "piecewise-linear GELU, multiplier-free or one small multiplier",
         ),
+        Operator(
+            "softmax",
+            "SoftmaxParams",
+            "Softmax",
+            "row softmax: Padé exponential, table + Newton reciprocal, no divider",
+        ),
     ]
 }
 

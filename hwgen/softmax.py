@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -16,48 +16,58 @@ from amaranth.lib.wiring import In, Out
 from golden import softmax as golden_softmax
 from golden.softmax import PadeOrder, SoftmaxParams
 
-from .common import Stages, StallPipeline, fix_shape
+from .common import Levels, Stages, StallPipeline, fix_shape
 
-__all__ = ["Softmax", "recip_stages", "RECIP_STAGES_PER_NEWTON"]
-
-#: Register stages of one Newton iteration in :func:`recip_stages`.
-RECIP_STAGES_PER_NEWTON = 4
+__all__ = ["Softmax", "recip_levels"]
 
 
-def recip_stages(st: Stages, m_val, p: SoftmaxParams, name: str) -> Signal:
-    """The reciprocal unit of :func:`golden.softmax.recip` as pipeline stages.
+def recip_levels(lv: Levels, m_val, p: SoftmaxParams, **carry) -> SimpleNamespace:
+    """The reciprocal unit of :func:`golden.softmax.recip` as pipeline levels.
 
-    ``m_val`` is a ``poly_fmt`` code in [1, 2). Adds ``1 + 4 * newton_steps`` stages: the
-    table lookup, then per Newton step m*y, 2 - round(m*y), y*(2 - m y), and its rounding.
+    ``m_val`` is a ``poly_fmt`` code in [1, 2); ``carry`` values travel alongside. Adds
+    :func:`recip_depth` levels: the table lookup, then per Newton step m*y (two levels),
+    2 - round(m y), y (2 - m y) (two levels) and its rounding. Returns ``y`` and the carry.
     """
     fm, fy = p.poly_fmt.frac_bits, p.recip_fmt.frac_bits
     table = Array(Const(int(v), fix_shape(p.recip_fmt)) for v in golden_softmax.tables(p).recip)
     idx = m_val[fm - p.recip_bits : fm]  # the top fraction bits (the integer bit is 1)
-    y = st.stage(table[idx], f"{name}_seed")
-    m_cur = st.stage(m_val, f"{name}_m0")
-    for step in range(p.newton_steps):
-        tag = f"{name}_nt{step}"
-        my = st.stage(m_cur * y, f"{tag}_my")
-        y1 = st.stage(y, f"{tag}_y1")
-        m1 = st.stage(m_cur, f"{tag}_m1")
-        two_minus = st.stage((2 << fy) - ((my + (1 << (fm - 1))) >> fm), f"{tag}_corr")
-        y2 = st.stage(y1, f"{tag}_y2")
-        m2 = st.stage(m1, f"{tag}_m2")
-        prod = st.stage(y2 * two_minus, f"{tag}_prod")
-        m3 = st.stage(m2, f"{tag}_m3")
-        y = st.stage((prod + (1 << (fy - 1))) >> fy, f"{tag}_y", fix_shape(p.recip_fmt))
-        m_cur = st.stage(m3, f"{tag}_m4")
-    return y
+    s = lv.next(y=table[idx], m=m_val, **carry)
+    keep = list(carry)
+
+    def pass_on(level):
+        return {k: getattr(level, k) for k in keep}
+
+    for _ in range(p.newton_steps):
+        s = lv.mul({"my": (s.m, s.y)}, y=s.y, m=s.m, **pass_on(s))
+        corr = (2 << fy) - ((s.my + (1 << (fm - 1))) >> fm)
+        s = lv.next(corr=(corr, unsigned(fy + 2)), y=s.y, m=s.m, **pass_on(s))
+        s = lv.mul({"prod": (s.y, s.corr)}, m=s.m, **pass_on(s))
+        s = lv.next(
+            y=((s.prod + (1 << (fy - 1))) >> fy, fix_shape(p.recip_fmt)), m=s.m, **pass_on(s)
+        )
+    return s
 
 
 def recip_depth(p: SoftmaxParams) -> int:
-    return 1 + RECIP_STAGES_PER_NEWTON * p.newton_steps
+    """Levels of :func:`recip_levels`."""
+    return 1 + 6 * p.newton_steps
 
 
 def _exp_depth(p: SoftmaxParams) -> int:
-    # read, max - x, * log2e, (r*r | a1*r), rounding, a2*r2, rounding, P/Q, recip, P*y,
-    # barrel shift, round/flush
-    return 8 + recip_depth(p) + 3
+    """Levels of :meth:`Softmax._exp_datapath` after the memory read."""
+    # read register, max - x, *log2e (2), r*r and a1 r (2), rounding, a2 r^2 (2), rounding,
+    # P and Q, reciprocal, P * y (2), shift amount, barrel shift, round and flush
+    return 16 + recip_depth(p)
+
+
+#: Exp banks: a bank is busy from its row's first exp write to its last output read, about
+#: 2 L + 30 clocks, so three are needed to keep rows of length L >= 30 at one element per clock;
+#: four make the bank pointer a plain 2-bit counter and cost no extra block RAM at 256 x 19 bits.
+_E_BANKS = 4
+
+
+def _onehot(index, n: int):
+    return (Const(1, n) << index)[:n]
 
 
 class Softmax(wiring.Component):
@@ -69,8 +79,11 @@ class Softmax(wiring.Component):
     element per clock through the Padé exponential pipeline, writes e_i into one of two exp
     banks and sums them; *normalise* computes 1/S once per row (leading-one, table, Newton) and
     streams e_i * (1/S) out with back-pressure. So row n + 2 is accepted while row n + 1 is
-    exponentiated and row n is emitted, and with rows of equal length L at least as long as
-    the pipeline drains (about 30 clocks), input and output each move one element per clock.
+    exponentiated and row n is emitted. With rows of 16 or more elements and no
+    back-pressure, input and output each move one element per clock indefinitely: R rows of
+    length L take (R + 2) L + ``latency`` - 1 clocks from the first input to the last output
+    (the exp pass and the output pass of the last row follow its input). Shorter rows are
+    limited by the exp banks' turnaround (about 2 L + 30 clocks for four banks).
 
     Parameters
     ----------
@@ -84,8 +97,8 @@ class Softmax(wiring.Component):
         Probability codes of ``params.out_fmt`` with the row framing.
     latency : int
         Without back-pressure, the first output of a row of length L is valid
-        ``L + latency`` clocks after the row's last input was accepted (rows waiting for a
-        buffer add their wait).
+        ``L + latency`` clocks after the row's last input was accepted (30 for the default
+        configuration; rows waiting for a buffer add their wait).
     """
 
     def __init__(self, params: SoftmaxParams | None = None):
@@ -95,24 +108,24 @@ class Softmax(wiring.Component):
             raise TypeError(f"params must be a SoftmaxParams, not {params!r}")
         self.params = params
         in_layout = data.StructLayout({"data": fix_shape(params.in_fmt), "last": 1})
-        out_layout = data.StructLayout(
-            {"data": fix_shape(params.out_fmt), "first": 1, "last": 1}
-        )
+        out_layout = data.StructLayout({"data": fix_shape(params.out_fmt), "first": 1, "last": 1})
         super().__init__(
             {"i": In(stream.Signature(in_layout)), "o": Out(stream.Signature(out_layout))}
         )
 
-    #: stages of the normalising output pipeline (read, multiply, shift, round)
-    _NORM_DEPTH = 4
-    #: stages of the 1/S unit before the reciprocal itself (leading one, normalise)
-    _SUM_PRE = 2
+    #: levels of the normalising output pipeline: read, read register, e * (1/m) (two),
+    #: barrel shift, round and saturate
+    _NORM_DEPTH = 6
+    #: levels of the 1/S unit before the reciprocal itself: sum, leading one, normalise
+    _SUM_PRE = 3
 
     @property
     def latency(self) -> int:
         p = self.params
-        # 1 (bank handed to exp) + exp pipeline + 1 (sum handed on) + 1 (1/S launched)
-        # + 1/S pipeline + 1 (bank marked ready) + normalising pipeline
-        return 1 + _exp_depth(p) + 1 + (self._SUM_PRE + recip_depth(p)) + 1 + self._NORM_DEPTH
+        # after the row's L reads (the first one the clock after its last input): the read,
+        # the exp pipeline, 1 (row sum flagged), the 1/S pipeline, 1 (bank flagged ready),
+        # the normalising pipeline
+        return 1 + _exp_depth(p) + 1 + self._SUM_PRE + recip_depth(p) + 1 + self._NORM_DEPTH
 
     def elaborate(self, platform):
         m = Module()
@@ -120,35 +133,36 @@ class Softmax(wiring.Component):
         tb = golden_softmax.tables(p)
         n_max = p.max_len
         idx_w = max(1, (n_max - 1).bit_length())
-        len_w = n_max.bit_length()
         in_shape = fix_shape(p.in_fmt)
         exp_shape = fix_shape(p.exp_fmt)
         sum_shape = fix_shape(p.sum_fmt)
 
         # ---- buffers: bank in the top address bit --------------------------------------------
         m.submodules.x_mem = x_mem = Memory(shape=in_shape, depth=2 << idx_w, init=[])
-        m.submodules.e_mem = e_mem = Memory(shape=exp_shape, depth=2 << idx_w, init=[])
+        m.submodules.e_mem = e_mem = Memory(shape=exp_shape, depth=_E_BANKS << idx_w, init=[])
         x_wr, x_rd = x_mem.write_port(), x_mem.read_port()
         e_wr, e_rd = e_mem.write_port(), e_mem.read_port()
 
         # per logit bank: holds a complete row not yet fully read
         x_full = Signal(2)
-        x_len = Array(Signal(len_w, name=f"x_len{b}") for b in range(2))
+        # rows are described by their last index (an equality test ends them: no subtractor)
+        x_end = Array(Signal(idx_w, name=f"x_end{b}") for b in range(2))
         x_max = Array(Signal(in_shape, name=f"x_max{b}") for b in range(2))
         x_set, x_clr = Signal(2), Signal(2)
         m.d.sync += x_full.eq((x_full & ~x_clr) | x_set)
 
         # per exp bank: reserved (from the exp stage's first read to the last output read),
         # summed (S known), ready (1/S known)
-        e_busy, e_summed, e_ready = Signal(2), Signal(2), Signal(2)
-        e_len = Array(Signal(len_w, name=f"e_len{b}") for b in range(2))
-        e_sum = Array(Signal(sum_shape, name=f"e_sum{b}") for b in range(2))
-        e_inv = Array(Signal(fix_shape(p.recip_fmt), name=f"e_inv{b}") for b in range(2))
+        nb = _E_BANKS
+        e_busy, e_summed, e_ready = Signal(nb), Signal(nb), Signal(nb)
+        e_end = Array(Signal(idx_w, name=f"e_end{b}") for b in range(nb))
+        e_sum = Array(Signal(sum_shape, name=f"e_sum{b}") for b in range(nb))
+        e_inv = Array(Signal(fix_shape(p.recip_fmt), name=f"e_inv{b}") for b in range(nb))
         # right shift of e * (1/m) before the final rounding bit: k + recip_frac - out_frac - 1
-        e_shift = Array(Signal(7, name=f"e_shift{b}") for b in range(2))
-        busy_set, busy_clr = Signal(2), Signal(2)
-        sum_set, sum_clr = Signal(2), Signal(2)
-        rdy_set, rdy_clr = Signal(2), Signal(2)
+        e_shift = Array(Signal(7, name=f"e_shift{b}") for b in range(nb))
+        busy_set, busy_clr = Signal(nb), Signal(nb)
+        sum_set, sum_clr = Signal(nb), Signal(nb)
+        rdy_set, rdy_clr = Signal(nb), Signal(nb)
         m.d.sync += [
             e_busy.eq((e_busy & ~busy_clr) | busy_set),
             e_summed.eq((e_summed & ~sum_clr) | sum_set),
@@ -158,10 +172,12 @@ class Softmax(wiring.Component):
         # ---- ingest: write the row, track its maximum ------------------------------------------
         a_bank = Signal()
         a_idx = Signal(idx_w)
-        a_max = Signal(in_shape)
+        # running maximum, back at the format's minimum at every row start (one compare and
+        # one mux per clock, the tightest loop of the design)
+        a_max = Signal(in_shape, init=p.in_fmt.min_code)
         x_in = self.i.payload.data
         take = self.i.valid & self.i.ready
-        new_max = Mux((a_idx == 0) | (x_in > a_max), x_in, a_max)
+        new_max = Mux(x_in > a_max, x_in, a_max)
         row_end = self.i.payload.last | (a_idx == n_max - 1)
         m.d.comb += [
             self.i.ready.eq(~x_full.bit_select(a_bank, 1)),
@@ -173,10 +189,11 @@ class Softmax(wiring.Component):
             m.d.sync += a_max.eq(new_max)
             with m.If(row_end):
                 m.d.sync += [
-                    x_len[a_bank].eq(a_idx + 1),
+                    x_end[a_bank].eq(a_idx),
                     x_max[a_bank].eq(new_max),
                     a_bank.eq(~a_bank),
                     a_idx.eq(0),
+                    a_max.eq(p.in_fmt.min_code),
                 ]
                 m.d.comb += x_set.eq(Mux(a_bank, 0b10, 0b01))
             with m.Else():
@@ -184,109 +201,90 @@ class Softmax(wiring.Component):
 
         # ---- exp: read a row, one element per clock, into the exp pipeline ----------------------
         b_bank = Signal()  # logit bank read next
-        eb_bank = Signal()  # exp bank written next
+        eb_bank = Signal(range(nb))  # exp bank written next
         b_j = Signal(idx_w)
-        b_len = x_len[b_bank]
         issue = Signal()
         m.d.comb += issue.eq(
             x_full.bit_select(b_bank, 1) & ((b_j != 0) | ~e_busy.bit_select(eb_bank, 1))
         )
-        b_last = b_j == b_len - 1
+        b_last = b_j == x_end[b_bank]
         m.d.comb += x_rd.addr.eq(Cat(b_j, b_bank))
         with m.If(issue):
             with m.If(b_j == 0):
-                m.d.comb += busy_set.eq(Mux(eb_bank, 0b10, 0b01))
+                m.d.comb += busy_set.eq(_onehot(eb_bank, nb))
             with m.If(b_last):
                 m.d.comb += x_clr.eq(Mux(b_bank, 0b10, 0b01))
-                m.d.sync += [b_j.eq(0), b_bank.eq(~b_bank), eb_bank.eq(~eb_bank)]
+                m.d.sync += [b_j.eq(0), b_bank.eq(~b_bank), eb_bank.eq(eb_bank + 1)]
             with m.Else():
                 m.d.sync += b_j.eq(b_j + 1)
 
         st = Stages(m)
-        # stage 1 is the memory read; the tags travel beside it
-        valid = Signal(name="exp_valid1")
+        # level 0 is the memory read; the tags are registered beside it
+        valid = Signal(name="exp_valid0")
         m.d.sync += valid.eq(issue)
-        first_t = st.stage(b_j == 0, "exp_first1")
-        last_t = st.stage(b_last, "exp_last1")
-        idx_t = st.stage(b_j, "exp_idx1")
-        bank_t = st.stage(eb_bank, "exp_bank1")
-        max_t = st.stage(x_max[b_bank], "exp_max1")
-        tags = [(valid, "valid"), (first_t, "first"), (last_t, "last"), (idx_t, "idx"),
-                (bank_t, "bank")]
-        x_val = x_rd.data
-        e_val = self._exp_datapath(st, x_val, max_t, p, tb)
-        depth = _exp_depth(p) - 1  # stages after the read
-        out_tags = {}
-        for sig, name in tags:
-            if name == "valid":
-                v = sig
-                for k in range(depth):
-                    nxt = Signal(name=f"exp_valid{k + 2}")
-                    m.d.sync += nxt.eq(v)
-                    v = nxt
-                out_tags[name] = v
-            else:
-                out_tags[name] = st.delay(sig, depth, f"exp_{name}")
+        tags = {
+            "first": st.stage(b_j == 0, "exp_first0"),
+            "last": st.stage(b_last, "exp_last0"),
+            "idx": st.stage(b_j, "exp_idx0"),
+            "bank": st.stage(eb_bank, "exp_bank0"),
+        }
+        max_t = st.stage(x_max[b_bank], "exp_max0")
+        lv = Levels(st, "exp")
+        e_val = self._exp_datapath(lv, x_rd.data, max_t, p, tb)
+        assert lv.depth == _exp_depth(p), (lv.depth, _exp_depth(p))
+        tags = {k: st.delay(v, lv.depth, f"exp_{k}") for k, v in tags.items()}
+        tags["valid"] = _valid_chain(m, valid, lv.depth, "exp_valid")
 
         # exp results: store, sum, hand the row on
         acc = Signal(sum_shape)
-        acc_next = Mux(out_tags["first"], 0, acc) + e_val
+        acc_next = Mux(tags["first"], 0, acc) + e_val
         m.d.comb += [
-            e_wr.addr.eq(Cat(out_tags["idx"], out_tags["bank"])),
+            e_wr.addr.eq(Cat(tags["idx"], tags["bank"])),
             e_wr.data.eq(e_val),
-            e_wr.en.eq(out_tags["valid"]),
+            e_wr.en.eq(tags["valid"]),
         ]
-        with m.If(out_tags["valid"]):
+        with m.If(tags["valid"]):
             m.d.sync += acc.eq(acc_next)
-            with m.If(out_tags["last"]):
+            with m.If(tags["last"]):
                 m.d.sync += [
-                    e_len[out_tags["bank"]].eq(out_tags["idx"] + 1),
-                    e_sum[out_tags["bank"]].eq(acc_next),
+                    e_end[tags["bank"]].eq(tags["idx"]),
+                    e_sum[tags["bank"]].eq(acc_next),
                 ]
-                m.d.comb += sum_set.eq(Mux(out_tags["bank"], 0b10, 0b01))
+                m.d.comb += sum_set.eq(_onehot(tags["bank"], nb))
 
-        # ---- 1/S once per row ------------------------------------------------------------------
-        r_bank = Signal()
+        # ---- 1/S once per row ---------------------------------------------------------------
+        r_bank = Signal(range(nb))
         launch = e_summed.bit_select(r_bank, 1)
         with m.If(launch):
-            m.d.comb += sum_clr.eq(Mux(r_bank, 0b10, 0b01))
-            m.d.sync += r_bank.eq(~r_bank)
-        rs = Stages(m)
-        r_valid = Signal(name="rcp_valid0")
-        m.d.sync += r_valid.eq(launch)
-        s_val = rs.stage(e_sum[r_bank], "rcp_sum")
-        s_bank = rs.stage(r_bank, "rcp_bank")
-        # leading one: k = bit_length(S) - 1 (priority encoder, LUTs only)
-        k_val = Signal(6, name="rcp_k_comb")
-        for bit in range(len(s_val)):
-            with m.If(s_val[bit]):
+            m.d.comb += sum_clr.eq(_onehot(r_bank, nb))
+            m.d.sync += r_bank.eq(r_bank + 1)
+        rl = Levels(Stages(m), "rcp")
+        s = rl.next(sum=e_sum[r_bank], bank=r_bank)
+        # leading one: k = bit_length(S) - 1 (a priority encoder: LUTs only)
+        k_val = Signal(range(len(s.sum)), name="rcp_k_comb")
+        for bit in range(len(s.sum)):
+            with m.If(s.sum[bit]):
                 m.d.comb += k_val.eq(bit)
-        k1 = rs.stage(k_val, "rcp_k")
-        s1 = rs.stage(s_val, "rcp_sum1")
+        s = rl.next(sum=s.sum, k=k_val, bank=s.bank)
         fm = p.poly_fmt.frac_bits
-        mant = rs.stage((s1 << fm) >> k1, "rcp_mant", unsigned(fm + 1))
-        k2 = rs.stage(k1, "rcp_k2")
-        inv = recip_stages(rs, mant, p, "rcp")
-        k_out = rs.delay(k2, recip_depth(p), "rcp_kout")
-        bank_out = rs.delay(s_bank, self._SUM_PRE + recip_depth(p), "rcp_bank_out")
-        v = r_valid
-        for k in range(self._SUM_PRE + recip_depth(p)):
-            nxt = Signal(name=f"rcp_valid{k + 1}")
-            m.d.sync += nxt.eq(v)
-            v = nxt
+        s = rl.next(mant=((s.sum << fm) >> s.k, unsigned(fm + 1)), k=s.k, bank=s.bank)
+        s = recip_levels(rl, s.mant, p, k=s.k, bank=s.bank)
+        assert rl.depth == self._SUM_PRE + recip_depth(p)
+        rcp_valid = _valid_chain(m, launch, rl.depth, "rcp_valid")
         shift_val = Signal(7, name="rcp_shift")  # >= 0 by SoftmaxParams' validation
-        m.d.comb += shift_val.eq(k_out + (p.recip_fmt.frac_bits - p.out_fmt.frac_bits - 1))
-        with m.If(v):
-            m.d.sync += [e_inv[bank_out].eq(inv), e_shift[bank_out].eq(shift_val)]
-            m.d.comb += rdy_set.eq(Mux(bank_out, 0b10, 0b01))
+        m.d.comb += shift_val.eq(s.k + (p.recip_fmt.frac_bits - p.out_fmt.frac_bits - 1))
+        with m.If(rcp_valid):
+            m.d.sync += [e_inv[s.bank].eq(s.y), e_shift[s.bank].eq(shift_val)]
+            m.d.comb += rdy_set.eq(_onehot(s.bank, nb))
 
-        # ---- normalise and emit, with back-pressure -----------------------------------------------
-        d_bank = Signal()
+        # ---- normalise and emit, with back-pressure ------------------------------------------
+        d_bank = Signal(range(nb))
         d_j = Signal(idx_w)
-        src = SimpleNamespace(valid=Signal(name="norm_src_valid"), ready=Signal(name="norm_src_ready"))
+        src = SimpleNamespace(
+            valid=Signal(name="norm_src_valid"), ready=Signal(name="norm_src_ready")
+        )
         pipe = StallPipeline(m, src, self.o, self._NORM_DEPTH)
-        d_len = e_len[d_bank]
-        d_last = d_j == d_len - 1
+        d_last = d_j == e_end[d_bank]
         m.d.comb += [
             src.valid.eq(e_ready.bit_select(d_bank, 1)),
             e_rd.addr.eq(Cat(d_j, d_bank)),
@@ -294,85 +292,72 @@ class Softmax(wiring.Component):
         ]
         with m.If(src.valid & src.ready):
             with m.If(d_last):
-                m.d.comb += [
-                    rdy_clr.eq(Mux(d_bank, 0b10, 0b01)),
-                    busy_clr.eq(Mux(d_bank, 0b10, 0b01)),
-                ]
-                m.d.sync += [d_j.eq(0), d_bank.eq(~d_bank)]
+                m.d.comb += [rdy_clr.eq(_onehot(d_bank, nb)), busy_clr.eq(_onehot(d_bank, nb))]
+                m.d.sync += [d_j.eq(0), d_bank.eq(d_bank + 1)]
             with m.Else():
                 m.d.sync += d_j.eq(d_j + 1)
-        # stage 1: the read port's data register (loads with the pipeline) and the tags
-        n_first = pipe.stage(d_j == 0, "norm_first1")
-        n_last = pipe.stage(d_last, "norm_last1")
-        n_inv = pipe.stage(e_inv[d_bank], "norm_inv1")
-        n_shift = pipe.stage(e_shift[d_bank], "norm_shift1")
-        # stage 2: e * (1/m)
-        prod = pipe.stage(e_rd.data * n_inv, "norm_prod")
-        n_first2, n_last2 = pipe.stage(n_first, "norm_first2"), pipe.stage(n_last, "norm_last2")
-        # 3: shift right by (recip_frac + k - out_frac) - 1 (barrel), 4: round half up, saturate
-        n_shift2 = pipe.stage(n_shift, "norm_shift2")
-        pre = pipe.stage(prod >> n_shift2, "norm_pre")
-        n_first3, n_last3 = pipe.stage(n_first2, "norm_first3"), pipe.stage(n_last2, "norm_last3")
-        rounded = (pre + 1) >> 1
+        # level 1 is the read port's data register (it loads with the pipeline) and the tags
+        nl = Levels(pipe, "norm")
+        s = nl.next(first=d_j == 0, last=d_last, inv=e_inv[d_bank], shift=e_shift[d_bank])
+        s = nl.next(e=e_rd.data, first=s.first, last=s.last, inv=s.inv, shift=s.shift)
+        s = nl.mul({"prod": (s.e, s.inv)}, first=s.first, last=s.last, shift=s.shift)
+        # right shift by (recip_frac + k - out_frac) - 1, then round half up and saturate
+        s = nl.next(pre=s.prod >> s.shift, first=s.first, last=s.last)
+        rounded = (s.pre + 1) >> 1
         y_sat = Mux(rounded > p.out_fmt.max_code, p.out_fmt.max_code, rounded)
-        y_out = pipe.stage(y_sat, "norm_y", fix_shape(p.out_fmt))
-        first_out = pipe.stage(n_first3, "norm_first4")
-        last_out = pipe.stage(n_last3, "norm_last4")
+        s = nl.next(y=(y_sat, fix_shape(p.out_fmt)), first=s.first, last=s.last)
+        assert nl.depth == self._NORM_DEPTH
         m.d.comb += [
-            self.o.payload.data.eq(y_out),
-            self.o.payload.first.eq(first_out),
-            self.o.payload.last.eq(last_out),
+            self.o.payload.data.eq(s.y),
+            self.o.payload.first.eq(s.first),
+            self.o.payload.last.eq(s.last),
         ]
         return m
 
     @staticmethod
-    def _exp_datapath(st: Stages, x_val, max_val, p: SoftmaxParams, tb) -> Signal:
-        """exp(x - max) as exp_fmt codes, ``_exp_depth(p) - 1`` stages after the read."""
+    def _exp_datapath(lv: Levels, x_val, max_val, p: SoftmaxParams, tb) -> Signal:
+        """exp(x - max) as exp_fmt codes, :func:`_exp_depth` levels after the read."""
         fin, fl, fr = p.in_fmt.frac_bits, p.log2e_fmt.frac_bits, p.red_fmt.frac_bits
         fp, fy, fe = p.poly_fmt.frac_bits, p.recip_fmt.frac_bits, p.exp_fmt.frac_bits
         width = p.in_fmt.width
-        # 2: distance below the maximum (>= 0)
-        dist = st.stage(max_val - x_val, "exp_dist", unsigned(width + 1))
-        # 3: n = dist * log2(e): integer part z, fraction r (truncated to fr bits)
-        n_val = st.stage(dist * tb.log2e, "exp_n")
-        z = n_val[fin + fl :]
-        r = n_val[fin + fl - fr : fin + fl]
-        # 4: r^2 and a1 r
-        r2p = st.stage(r * r, "exp_r2p")
-        t1p = st.stage(r * tb.a1, "exp_t1p")
-        z4 = st.stage(z, "exp_z4")
-        # 5: round both to their working precision
+        s = lv.next(x=x_val, mx=max_val)  # block RAM output register
+        s = lv.next(dist=(s.mx - s.x, unsigned(width)))  # distance below the max, >= 0
+        # n = dist * log2(e): integer part z, fraction r truncated to fr bits
+        s = lv.mul({"n": (s.dist, Const(tb.log2e, fix_shape(p.log2e_fmt)))})
+        z, r = s.n[fin + fl :], s.n[fin + fl - fr : fin + fl]
+        a1 = Const(tb.a1, unsigned(max(1, tb.a1.bit_length())))
+        s = lv.mul({"r2p": (r, r), "t1p": (r, a1)}, z=z)
         half_r = 1 << (fr - 1)
-        r2 = st.stage((r2p + half_r) >> fr, "exp_r2", unsigned(fr + 1))
-        t1 = st.stage((t1p + half_r) >> fr, "exp_t1")
-        z5 = st.stage(z4, "exp_z5")
-        # 6, 7: a2 r^2, rounded ([1/1]: a2 = 0)
+        s = lv.next(r2=((s.r2p + half_r) >> fr, unsigned(fr + 1)), t1=(s.t1p + half_r) >> fr, z=s.z)
         if p.pade is PadeOrder.P22:
-            t2p = st.stage(r2 * tb.a2, "exp_t2p")
-        else:
-            t2p = st.stage(Const(0, 1), "exp_t2p")
-        t1_6 = st.stage(t1, "exp_t1_6")
-        z6 = st.stage(z5, "exp_z6")
-        t2 = st.stage((t2p + half_r) >> fr, "exp_t2")
-        t1_7 = st.stage(t1_6, "exp_t1_7")
-        z7 = st.stage(z6, "exp_z7")
-        # 8: numerator and denominator of the Padé approximant
+            a2 = Const(tb.a2, unsigned(max(1, tb.a2.bit_length())))
+            s = lv.mul({"t2p": (s.r2, a2)}, t1=s.t1, z=s.z)
+        else:  # [1/1]: no square term; keep the levels so the latency does not depend on it
+            s = lv.next(t2p=Const(0, 1), t1=s.t1, z=s.z)
+            s = lv.next(t2p=s.t2p, t1=s.t1, z=s.z)
+        s = lv.next(t2=(s.t2p + half_r) >> fr, t1=s.t1, z=s.z)
         one = 1 << fp
-        num = st.stage(one - t1_7 + t2, "exp_num", unsigned(fp + 1))
-        den = st.stage(one + t1_7 + t2, "exp_den", unsigned(fp + 1))
-        z8 = st.stage(z7, "exp_z8")
-        # recip(den), the numerator and z waiting beside it
-        y = recip_stages(st, den, p, "exp_rcp")
-        num_r = st.delay(num, recip_depth(p), "exp_num")
-        z_r = st.delay(z8, recip_depth(p), "exp_z")
-        # P * y
-        prod = st.stage(num_r * y, "exp_prod")
-        z_p = st.stage(z_r, "exp_zp")
-        # shift right by fp + fy - fe + z - 1 (flush when z is past the word), then round
-        flush = z_p > p.flush_shift
-        z_lim = Mux(flush, 0, z_p)
-        pre = st.stage(prod >> (z_lim + (fp + fy - fe - 1)), "exp_pre")
-        flushed = st.stage(flush, "exp_flush")
-        rounded = (pre + 1) >> 1
+        s = lv.next(
+            num=(one - s.t1 + s.t2, unsigned(fp + 1)),
+            den=(one + s.t1 + s.t2, unsigned(fp + 1)),
+            z=s.z,
+        )
+        s = recip_levels(lv, s.den, p, num=s.num, z=s.z)
+        s = lv.mul({"prod": (s.num, s.y)}, z=s.z)
+        # shift right by fp + fy - fe + z - 1 (entries past the flush limit become 0), round
+        flush = s.z > p.flush_shift
+        amount = Mux(flush, 0, s.z) + (fp + fy - fe - 1)
+        s = lv.next(prod=s.prod, amount=amount, flush=flush)
+        s = lv.next(pre=s.prod >> s.amount, flush=s.flush)
+        rounded = (s.pre + 1) >> 1
         e_sat = Mux(rounded > p.exp_fmt.max_code, p.exp_fmt.max_code, rounded)
-        return st.stage(Mux(flushed, 0, e_sat), "exp_e", fix_shape(p.exp_fmt))
+        return lv.next(e=(Mux(s.flush, 0, e_sat), fix_shape(p.exp_fmt))).e
+
+
+def _valid_chain(m: Module, valid, n: int, name: str) -> Signal:
+    """``valid`` delayed by ``n`` registers that reset to 0."""
+    for k in range(n):
+        nxt = Signal(name=f"{name}{k + 1}")
+        m.d.sync += nxt.eq(valid)
+        valid = nxt
+    return valid

@@ -17,7 +17,7 @@ from cocotb.triggers import FallingEdge, RisingEdge
 
 from golden.formats import FixFormat
 
-__all__ = ["StreamTB", "record"]
+__all__ = ["StreamTB", "RowStreamTB", "record"]
 
 
 class StreamTB:
@@ -125,6 +125,68 @@ class StreamTB:
         assert np.all(delays == latency), (
             f"latency {sorted(set(delays.tolist()))} clocks, component states {latency}"
         )
+
+
+class RowStreamTB(StreamTB):
+    """Testbench of a row-framed component.
+
+    Input payload ``{data, last}`` and output payload ``{data, first, last}`` as Amaranth
+    packs them: ``data`` in the low bits, then the flags in declaration order.
+    """
+
+    async def run_rows(
+        self, rows, *, idle: float, backpressure: float, stall_limit: int = 5000
+    ) -> tuple[list[np.ndarray], int]:
+        """Send the rows, return the output rows (split at ``last``, checked against
+        ``first``) and the number of clocks from the first input to the last output."""
+        width_in, width_out = self.in_fmt.width, self.out_fmt.width
+        words = []
+        for row in rows:
+            bits = self.in_fmt.to_bits(row).tolist()
+            words += [b | ((k == len(bits) - 1) << width_in) for k, b in enumerate(bits)]
+        n = len(words)
+        dut = self.dut
+        sent, received = 0, []
+        self.in_cycles, self.out_cycles = [], []
+        quiet = 0
+        while len(received) < n:
+            in_valid = sent < n and not (idle and self.rng.random() < idle)
+            out_ready = not (backpressure and self.rng.random() < backpressure)
+            dut.i__valid.value = int(in_valid)
+            if in_valid:
+                dut.i__payload.value = words[sent]
+            dut.o__ready.value = int(out_ready)
+            await FallingEdge(dut.clk)
+            progress = False
+            if in_valid and int(dut.i__ready.value):
+                self.in_cycles.append(self.cycle)
+                sent += 1
+                progress = True
+            if out_ready and int(dut.o__valid.value):
+                self.out_cycles.append(self.cycle)
+                received.append(dut.o__payload.value.to_unsigned())
+                progress = True
+            quiet = 0 if progress else quiet + 1
+            assert quiet < stall_limit, (
+                f"no handshake for {stall_limit} cycles: sent {sent}/{n}, "
+                f"received {len(received)}/{n}"
+            )
+            await RisingEdge(dut.clk)
+            self.cycle += 1
+        dut.i__valid.value = 0
+        span = self.out_cycles[-1] - self.in_cycles[0] + 1
+        words_out = np.array(received, dtype=np.int64)
+        data = self.out_fmt.from_bits(words_out & ((1 << width_out) - 1))
+        first = (words_out >> width_out) & 1
+        last = (words_out >> (width_out + 1)) & 1
+        out_rows, start = [], 0
+        for k in np.flatnonzero(last):
+            assert first[start] == 1, f"output {start} starts a row but first is low"
+            assert not first[start + 1 : k + 1].any(), f"first set inside the row at {start}"
+            out_rows.append(data[start : k + 1])
+            start = k + 1
+        assert start == n, f"{n - start} outputs after the last `last`"
+        return out_rows, span
 
 
 def record(name: str, stats: dict) -> None:

@@ -26,8 +26,8 @@ Error analysis
 Padé [2/2] has relative error <= 2.3e-4 on (-ln2, 0] (5.5e-2 over [-3, 0] without range
 reduction), [1/1] <= 3.0e-2; truncating r to ``red_fmt`` and the intermediate roundings add
 about 6e-5, so the exp unit is within 3.0e-4 (measured over x - max in [-8, 0] with a
-near-exact reciprocal, tests/test_softmax.py). The reciprocal table's relative error is at most about
-2^-(recip_bits+2) (7.8e-3/2 for 64 entries); one Newton step squares it to ~1.5e-5, plus the
+near-exact reciprocal, tests/test_softmax.py). The reciprocal table's relative error is at most
+about 2^-(recip_bits+2) (7.8e-3/2 for 64 entries); one Newton step squares it to ~1.5e-5, plus the
 rounding of ``recip_fmt``. The row maximum has r = 0, where Padé is exact, and a common
 relative error of all e_i cancels in the normalisation, so the probability error is about
 (Padé error + reciprocal errors) * p (1 - p) plus the output rounding 2^-(out_frac + 1). The

@@ -79,9 +79,14 @@ def cmd_errors(args) -> None:
     for name, params in _configs(args):
         stats = ops.get(name).golden.error_stats(params)
         rows.append({"config": params.name, **stats})
+        extra = "  ".join(
+            f"{k} {v:.3e}"
+            for k, v in stats.items()
+            if isinstance(v, float) and k not in ("max_abs", "mean_abs")
+        )
         print(
             f"{params.name:40s} max {stats['max_abs']:.3e}  mean {stats['mean_abs']:.3e}  "
-            f"bound {stats['bound']:.3e}  ({stats['inputs']} inputs)",
+            f"{extra}  ({stats['inputs']} outputs)",
             flush=True,
         )
     if args.json:

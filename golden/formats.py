@@ -11,6 +11,7 @@ call them so that rounding and its tie cases are defined once.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ import numpy as np
 
 __all__ = [
     "FixFormat",
+    "PositFormat",
     "shift_round_half_up",
     "shift_round_half_even",
     "saturate",
@@ -218,6 +220,152 @@ class FixFormat:
         if self.signed:
             bits = np.where(bits >> (self.width - 1) != 0, bits - (1 << self.width), bits)
         return bits
+
+
+@dataclass(frozen=True)
+class PositFormat:
+    """An n-bit posit with ``es`` exponent bits (posit standard, 2022).
+
+    Codes are the raw n-bit patterns 0 .. 2**n - 1 as int64; ``1 << (n - 1)`` is NaR (decodes
+    to NaN), negative values are the two's complement of their magnitude's pattern.
+
+    Parameters
+    ----------
+    n : int
+        Width, 2 to 16 bits.
+    es : int
+        Exponent bits, 0 to 4; ``useed = 2**(2**es)``.
+
+    Members
+    -------
+    nar : int
+        The NaR pattern.
+    minpos, maxpos : float
+        Smallest and largest positive values.
+    """
+
+    n: int
+    es: int
+
+    def __post_init__(self):
+        for field, lo, hi in (("n", 2, 16), ("es", 0, 4)):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"PositFormat {field} must be an integer, not {value!r}")
+            if not lo <= value <= hi:
+                raise ValueError(f"PositFormat {field} must be {lo} to {hi}, not {value!r}")
+
+    def __str__(self) -> str:
+        return f"posit<{self.n},{self.es}>"
+
+    @property
+    def tag(self) -> str:
+        """Short name for module names: ``p4e1``."""
+        return f"p{self.n}e{self.es}"
+
+    @property
+    def nar(self) -> int:
+        return 1 << (self.n - 1)
+
+    @property
+    def width(self) -> int:
+        return self.n
+
+    @property
+    def minpos(self) -> float:
+        return float(self._table()[1])
+
+    @property
+    def maxpos(self) -> float:
+        return float(self._table()[self.nar - 1])
+
+    def all_codes(self) -> np.ndarray:
+        return np.arange(1 << self.n, dtype=np.int64)
+
+    @functools.cache
+    def _table(self) -> np.ndarray:
+        """Value of every pattern, by the standard's definition (sign, regime, exponent,
+        fraction; bits missing at the end are zeros)."""
+        return np.array([_posit_value(c, self.n, self.es) for c in range(1 << self.n)])
+
+    def decode(self, codes) -> np.ndarray:
+        """Real values of patterns (NaR -> NaN); raises for codes outside 0 .. 2**n - 1."""
+        arr = np.asarray(codes)
+        if arr.dtype.kind not in "iu":
+            raise TypeError(f"posit codes must be integer bit patterns, not {arr.dtype} values")
+        bad = (arr < 0) | (arr >= 1 << self.n)
+        if bad.any():
+            raise ValueError(
+                f"code {int(arr[bad].flat[0])} is not a {self.n}-bit pattern of {self}; "
+                f"pass 0 .. {(1 << self.n) - 1}"
+            )
+        return self._table()[arr.astype(np.int64)]
+
+    def encode(self, x) -> np.ndarray:
+        """Round reals to patterns: nearest, ties to the even pattern, in the standard's sense.
+
+        The boundary between two neighbouring posits is the value of the (n+1)-bit posit
+        whose pattern lies between theirs, so where exponent bits are cut off the boundary is
+        a power of two rather than the arithmetic midpoint. No underflow to zero and no
+        overflow to NaR: magnitudes beyond the range saturate to minpos / maxpos; 0 stays 0;
+        NaN raises.
+
+        >>> PositFormat(4, 1).encode([3.0, 5.0, 8.0, 9.0, 100.0, 1e-9, -1.0]).tolist()
+        [6, 6, 6, 7, 7, 1, 12]
+        """
+        x = np.asarray(x, dtype=np.float64)
+        if np.isnan(x).any():
+            raise ValueError(f"cannot encode NaN into {self}; posit NaR is not a rounding result")
+        values, bounds = self._rounding_points()
+        mag = np.abs(x)
+        # index of the positive pattern 1 .. nar-1: count boundaries below |x|
+        idx = np.searchsorted(bounds, mag, side="left")  # bounds[i] separates i+1 and i+2
+        code = idx + 1
+        tie = (idx < len(bounds)) & (mag == bounds[np.minimum(idx, len(bounds) - 1)])
+        # at a tie the lower neighbour is `code`, the upper `code + 1`: take the even pattern
+        code = np.where(tie & (code % 2 == 1), code + 1, code)
+        code = np.where(mag == 0, 0, code)
+        negative = x < 0
+        return np.where(negative, (-code) & ((1 << self.n) - 1), code).astype(np.int64)
+
+    @functools.cache
+    def _rounding_points(self) -> tuple[np.ndarray, np.ndarray]:
+        positives = self._table()[1 : self.nar]
+        finer = PositFormat(self.n + 1, self.es) if self.n < 16 else None
+        bounds = np.array(
+            [
+                _posit_value((c << 1) | 1, self.n + 1, self.es)
+                if finer is None
+                else finer._table()[(c << 1) | 1]
+                for c in range(1, self.nar - 1)
+            ]
+        )
+        return positives, bounds
+
+
+def _posit_value(code: int, n: int, es: int) -> float:
+    """Value of one n-bit posit pattern, straight from the definition."""
+    mask = (1 << n) - 1
+    code &= mask
+    if code == 0:
+        return 0.0
+    if code == 1 << (n - 1):
+        return float("nan")
+    sign = code >> (n - 1)
+    if sign:
+        code = (-code) & mask
+    bits = [(code >> k) & 1 for k in range(n - 2, -1, -1)]  # after the sign bit
+    run = 1
+    while run < len(bits) and bits[run] == bits[0]:
+        run += 1
+    regime = run - 1 if bits[0] == 1 else -run
+    rest = bits[run + 1 :]  # skip the terminating bit (absent when the run fills the word)
+    exp_bits = (rest[:es] + [0] * es)[:es]
+    exponent = int("".join(map(str, exp_bits)) or "0", 2)
+    frac_bits = rest[es:]
+    fraction = int("".join(map(str, frac_bits)) or "0", 2) / (1 << len(frac_bits))
+    value = 2.0 ** (regime * (1 << es) + exponent) * (1.0 + fraction)
+    return -value if sign else value
 
 
 # -- rounding and saturation helpers ----------------------------------------------------------

@@ -282,11 +282,8 @@ class PositFormat:
     def all_codes(self) -> np.ndarray:
         return np.arange(1 << self.n, dtype=np.int64)
 
-    @functools.cache
     def _table(self) -> np.ndarray:
-        """Value of every pattern, by the standard's definition (sign, regime, exponent,
-        fraction; bits missing at the end are zeros)."""
-        return np.array([_posit_value(c, self.n, self.es) for c in range(1 << self.n)])
+        return _posit_table(self.n, self.es)
 
     def decode(self, codes) -> np.ndarray:
         """Real values of patterns (NaR -> NaN); raises for codes outside 0 .. 2**n - 1."""
@@ -328,19 +325,24 @@ class PositFormat:
         negative = x < 0
         return np.where(negative, (-code) & ((1 << self.n) - 1), code).astype(np.int64)
 
-    @functools.cache
     def _rounding_points(self) -> tuple[np.ndarray, np.ndarray]:
-        positives = self._table()[1 : self.nar]
-        finer = PositFormat(self.n + 1, self.es) if self.n < 16 else None
-        bounds = np.array(
-            [
-                _posit_value((c << 1) | 1, self.n + 1, self.es)
-                if finer is None
-                else finer._table()[(c << 1) | 1]
-                for c in range(1, self.nar - 1)
-            ]
-        )
-        return positives, bounds
+        return _posit_rounding_points(self.n, self.es)
+
+
+@functools.cache
+def _posit_table(n: int, es: int) -> np.ndarray:
+    """Value of every pattern, by the standard's definition (sign, regime, exponent, fraction;
+    bits missing at the end are zeros)."""
+    return np.array([_posit_value(c, n, es) for c in range(1 << n)])
+
+
+@functools.cache
+def _posit_rounding_points(n: int, es: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positive values and the boundaries between neighbours (the (n+1)-bit midpoints)."""
+    nar = 1 << (n - 1)
+    positives = _posit_table(n, es)[1:nar]
+    bounds = np.array([_posit_value((c << 1) | 1, n + 1, es) for c in range(1, nar - 1)])
+    return positives, bounds
 
 
 def _posit_value(code: int, n: int, es: int) -> float:

@@ -69,6 +69,12 @@ OPERATORS: dict[str, Operator] = {
             "Softmax",
             "row softmax: Padé exponential, table + Newton reciprocal, no divider",
         ),
+        Operator(
+            "posit_mac",
+            "MacParams",
+            "MacEngine",
+            "Posit4 / FixP4 x fixed-point dot-product engine (and its baselines), no multiplier",
+        ),
     ]
 }
 

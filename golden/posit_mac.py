@@ -1,0 +1,270 @@
+"""Mixed-computation multiply-accumulate: Posit4 or FixP4 weights times fixed-point activations.
+
+Every weight is a 4-bit pattern read either as a ``posit<4, es>`` or as a FixP4 two's
+complement code (``w_fixp_fmt``, default s1.3: -1 .. 0.875 in steps of 1/8); a per-weight bit
+``w_is_posit`` picks the format. Activations are ``act_fmt`` codes. Products and their sum are
+exact in the accumulator: the accumulator's fractional bits are those of the activation plus
+the most any weight needs (4 for posit<4,1>'s 1/16, 3 for FixP4), and its integer bits hold
+``max_terms`` products of the largest magnitudes, so no dot product of up to ``max_terms``
+terms can overflow or round.
+
+Each weight value, in accumulator units, is an integer with at most two nonzero signed digits
+(posit<4,1>: a single power of two; posit<4,0>: 3 * 2^j for 0.75 and 1.5; FixP4: any 4-bit code),
+so every product is one or two shifted copies of the activation added or subtracted: the
+hardware needs no multiplier (``tables(p).terms``).
+
+Modes (``mode``), all with the same interface so the overhead of mixing can be measured:
+
+* ``mixed``: the paper's MAC, each weight posit or FixP4;
+* ``fixp``: the all-FixP4 baseline (``w_is_posit`` must be all false);
+* ``posit``: the all-posit baseline, Posit4 weights times Posit4 activations (``a_codes`` are
+  posit<4, es> patterns), the product in fixed point.
+
+The NaR pattern (1000) never comes out of a quantizer; as a weight or activation it counts as
+zero, in the model and in the hardware alike.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from .formats import FixFormat, PositFormat
+from .gelu import naf_digits
+from .params import ParamsBase, check_enum, check_fix, check_int
+
+__all__ = ["MacMode", "MacParams", "MacTables", "tables", "emulate", "reference", "param_sweep"]
+
+
+class MacMode(enum.Enum):
+    MIXED = "mixed"
+    FIXP = "fixp"
+    POSIT = "posit"
+
+
+@dataclass(frozen=True)
+class MacParams(ParamsBase):
+    """Configuration of the MAC and the dot-product engine.
+
+    Parameters
+    ----------
+    es : int
+        Posit exponent bits, 0 to 2. Default 1: every Posit4 magnitude (1/16 .. 16) is a power
+        of two, so a product is one shift, and the quantizer study (golden.quant) found es=1
+        the most accurate 4-bit posit for weights scaled to their channel's range.
+    w_fixp_fmt : FixFormat
+        FixP4 weights, a signed 4-bit format. Default s1.3.
+    act_fmt : FixFormat
+        Fixed-point activations, signed, 4 or 8 bits. Default s4.4 (8 bits).
+    max_terms : int
+        Longest dot product the accumulator holds exactly. Default 4096.
+    lanes : int
+        Products per clock in the engine, 1 to 64.
+    mode : MacMode
+        ``mixed`` (default), or the ``fixp`` / ``posit`` baselines.
+
+    Members
+    -------
+    w_posit_fmt : PositFormat
+        posit<4, es>.
+    w_frac : int
+        Fractional bits every weight value needs to be an integer.
+    acc_fmt : FixFormat
+        The exact accumulator (derived from the fields above).
+    """
+
+    op = "posit_mac"
+
+    es: int = 1
+    w_fixp_fmt: FixFormat = FixFormat(1, 3)
+    act_fmt: FixFormat = FixFormat(4, 4)
+    max_terms: int = 4096
+    lanes: int = 8
+    mode: MacMode = MacMode.MIXED
+
+    def __post_init__(self):
+        op = "posit_mac"
+        check_int(op, "es", self.es, 0, 2)
+        check_fix(op, "w_fixp_fmt", self.w_fixp_fmt, signed=True)
+        if self.w_fixp_fmt.width != 4:
+            raise ValueError(f"{op} w_fixp_fmt must be 4 bits wide (FixP4), not {self.w_fixp_fmt}")
+        check_fix(op, "act_fmt", self.act_fmt, signed=True)
+        if self.act_fmt.width not in (4, 8):
+            raise ValueError(f"{op} act_fmt must be 4 or 8 bits wide, not {self.act_fmt}")
+        check_int(op, "max_terms", self.max_terms, 1, 1 << 20)
+        check_int(op, "lanes", self.lanes, 1, 64)
+        object.__setattr__(self, "mode", check_enum(op, "mode", self.mode, MacMode))
+
+    @property
+    def w_posit_fmt(self) -> PositFormat:
+        return PositFormat(4, self.es)
+
+    @property
+    def a_posit_fmt(self) -> PositFormat:
+        """Activation format of the ``posit`` baseline."""
+        return PositFormat(4, self.es)
+
+    @property
+    def w_frac(self) -> int:
+        posit = _frac_needed(self.w_posit_fmt)
+        if self.mode is MacMode.FIXP:
+            return self.w_fixp_fmt.frac_bits
+        if self.mode is MacMode.POSIT:
+            return posit
+        return max(posit, self.w_fixp_fmt.frac_bits)
+
+    @property
+    def a_frac(self) -> int:
+        return (
+            _frac_needed(self.a_posit_fmt) if self.mode is MacMode.POSIT else self.act_fmt.frac_bits
+        )
+
+    @property
+    def acc_fmt(self) -> FixFormat:
+        t = tables(self)
+        biggest = int(np.abs(t.products).max()) * self.max_terms
+        return FixFormat(max(1, biggest.bit_length() + 1 - self.acc_frac), self.acc_frac)
+
+    @property
+    def acc_frac(self) -> int:
+        return self.a_frac + self.w_frac
+
+    @property
+    def name(self) -> str:
+        name = f"posit_mac_{self.mode.value}_e{self.es}_a{self.act_fmt.tag}_l{self.lanes}"
+        if self.w_fixp_fmt != FixFormat(1, 3):
+            name += f"_wf{self.w_fixp_fmt.tag}"
+        if self.max_terms != 4096:
+            name += f"_t{self.max_terms}"
+        return name
+
+
+def _frac_needed(fmt: PositFormat) -> int:
+    values = fmt.decode(fmt.all_codes())
+    values = values[np.isfinite(values) & (values != 0)]
+    frac = 0
+    while not np.all(np.ldexp(values, frac) == np.rint(np.ldexp(values, frac))):
+        frac += 1
+    return frac
+
+
+@dataclass(frozen=True)
+class MacTables:
+    """What the hardware bakes in.
+
+    Members
+    -------
+    w_int : ndarray of int64, shape (2, 16)
+        Value of each weight pattern in units of 2**-w_frac; row 0 FixP4, row 1 posit
+        (NaR counts as 0).
+    terms : tuple
+        ``terms[fmt][pattern]``: the signed digits ``(sign, shift)`` of ``w_int``.
+    a_int : ndarray of int64, shape (16,)
+        ``posit`` mode: value of each activation pattern in units of 2**-a_frac.
+    products : ndarray of int64
+        Every possible product in accumulator units (used to size the accumulator).
+    """
+
+    w_int: np.ndarray
+    terms: tuple
+    a_int: np.ndarray
+    products: np.ndarray
+
+
+@functools.lru_cache(maxsize=64)
+def tables(p: MacParams) -> MacTables:
+    wf = p.w_frac
+    fixp = p.w_fixp_fmt.from_bits(np.arange(16)) << (wf - p.w_fixp_fmt.frac_bits)
+    posit_vals = np.nan_to_num(p.w_posit_fmt.decode(np.arange(16)), nan=0.0)
+    posit = np.rint(np.ldexp(posit_vals, wf)).astype(np.int64)
+    w_int = np.stack([fixp, posit]).astype(np.int64)
+    terms = tuple(tuple(tuple(naf_digits(int(v))) for v in row) for row in w_int)
+    if p.mode is MacMode.POSIT:
+        a_vals = np.nan_to_num(p.a_posit_fmt.decode(np.arange(16)), nan=0.0)
+        a_int = np.rint(np.ldexp(a_vals, p.a_frac)).astype(np.int64)
+        a_range = a_int
+    else:
+        a_int = np.zeros(16, dtype=np.int64)
+        a_range = np.array([p.act_fmt.min_code, p.act_fmt.max_code], dtype=np.int64)
+    rows = {MacMode.FIXP: w_int[:1], MacMode.POSIT: w_int[1:], MacMode.MIXED: w_int}[p.mode]
+    products = np.unique(np.outer(rows.ravel(), a_range))
+    return MacTables(w_int=w_int, terms=terms, a_int=a_int, products=products)
+
+
+def _check_patterns(codes, what: str) -> np.ndarray:
+    arr = np.asarray(codes)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{what} must be integer 4-bit patterns 0 .. 15, not {arr.dtype} values")
+    if ((arr < 0) | (arr > 15)).any():
+        bad = int(arr[(arr < 0) | (arr > 15)].flat[0])
+        raise ValueError(f"{what} {bad} is not a 4-bit pattern; pass 0 .. 15")
+    return arr.astype(np.int64)
+
+
+def emulate(p: MacParams, w_codes, a_codes, w_is_posit=None) -> np.ndarray:
+    """Exact dot products over the last axis, as ``acc_fmt`` codes.
+
+    Parameters
+    ----------
+    w_codes : int array
+        4-bit weight patterns 0 .. 15.
+    a_codes : int array, same shape
+        ``act_fmt`` codes (``posit`` mode: posit<4, es> patterns).
+    w_is_posit : bool array, same shape, optional
+        Per-weight format; None means all posit in ``mixed`` mode (and is the only choice
+        accepted by the baselines, which have one weight format).
+    """
+    t = tables(p)
+    w = _check_patterns(w_codes, "weight pattern")
+    if p.mode is MacMode.POSIT:
+        a = t.a_int[_check_patterns(a_codes, "activation pattern")]
+    else:
+        a = p.act_fmt.check_codes(a_codes, "activation code")
+    if w.shape != a.shape:
+        raise ValueError(f"weights {w.shape} and activations {a.shape} must have the same shape")
+    if w.ndim == 0 or w.shape[-1] > p.max_terms:
+        raise ValueError(
+            f"dot products need 1 to max_terms={p.max_terms} terms on the last axis, "
+            f"not {'a scalar' if w.ndim == 0 else w.shape[-1]}; raise max_terms"
+        )
+    if w_is_posit is None:
+        fmt = np.full(w.shape, p.mode is not MacMode.FIXP)
+    else:
+        fmt = np.broadcast_to(np.asarray(w_is_posit, dtype=bool), w.shape)
+        if p.mode is MacMode.FIXP and fmt.any():
+            raise ValueError("the fixp baseline has FixP4 weights only; pass w_is_posit=None")
+        if p.mode is MacMode.POSIT and not fmt.all():
+            raise ValueError("the posit baseline has posit weights only; pass w_is_posit=None")
+    w_int = t.w_int[fmt.astype(np.int64), w]
+    return (w_int * a).sum(axis=-1)
+
+
+def reference(p: MacParams, w_codes, a_codes, w_is_posit=None) -> np.ndarray:
+    """The same dot products in float64 from the decoded values (exact for these sizes)."""
+    w = np.asarray(w_codes)
+    fmt = np.full(w.shape, p.mode is not MacMode.FIXP) if w_is_posit is None else w_is_posit
+    w_val = np.where(
+        fmt,
+        np.nan_to_num(p.w_posit_fmt.decode(w), nan=0.0),
+        p.w_fixp_fmt.decode(p.w_fixp_fmt.from_bits(w)),
+    )
+    if p.mode is MacMode.POSIT:
+        a_val = np.nan_to_num(p.a_posit_fmt.decode(np.asarray(a_codes)), nan=0.0)
+    else:
+        a_val = p.act_fmt.decode(a_codes)
+    return (w_val * a_val).sum(axis=-1)
+
+
+def param_sweep() -> list[MacParams]:
+    d = MacParams()
+    return [
+        d,
+        d.replace(act_fmt=FixFormat(2, 2), lanes=4),
+        d.replace(es=0, lanes=1),
+        d.replace(mode=MacMode.FIXP),
+        d.replace(mode=MacMode.POSIT, lanes=4),
+        d.replace(es=2, lanes=32, max_terms=65536),
+    ]

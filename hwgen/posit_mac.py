@@ -1,0 +1,210 @@
+"""Mixed Posit4 / FixP4 dot-product engine (and its all-FixP and all-posit baselines).
+
+The arithmetic is :func:`golden.posit_mac.emulate`; the weight decode tables come from
+:func:`golden.posit_mac.tables`.
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden import posit_mac as golden_mac
+from golden.posit_mac import MacMode, MacParams
+
+from .common import Levels, Stages, fix_shape
+
+__all__ = ["MacEngine"]
+
+
+class MacEngine(wiring.Component):
+    """``lanes`` products per clock, an adder tree and an exact accumulator.
+
+    A dot product is a run of beats from one with ``first`` (which clears the accumulator) to
+    one with ``last`` (whose accumulator value is sent out); beats without ``first`` keep
+    accumulating, so a long dot product is split over as many beats as it needs and short
+    ones can share nothing. Unused lanes carry weight pattern 0 (zero in both formats). At most
+    ``max_terms`` products may go into one accumulator value.
+
+    Each product is one or two shifted copies of the activation (``tables(p).terms``), added or
+    subtracted: no multiplier. The ``posit`` baseline looks its products up in a 256-entry
+    table of (weight, activation) patterns.
+
+    Parameters
+    ----------
+    params : MacParams
+
+    Members
+    -------
+    i : In(stream.Signature(StructLayout({w, w_is_posit, a, first, last})))
+        ``w``: ``lanes`` 4-bit weight patterns; ``w_is_posit``: one format bit per lane
+        (ignored by the baselines, which have one weight format); ``a``: ``lanes`` activation
+        codes (``act_fmt``; posit patterns in ``posit`` mode).
+    o : Out(stream.Signature(signed(acc_width)))
+        One ``acc_fmt`` code per dot product.
+    latency : int
+        Clocks from accepting a ``last`` beat to its result being valid, without
+        back-pressure: 4 + ceil(log2(lanes)). One beat per clock is accepted while ``o`` is
+        read (or holds nothing).
+    """
+
+    def __init__(self, params: MacParams | None = None):
+        if params is None:
+            params = MacParams()
+        if not isinstance(params, MacParams):
+            raise TypeError(f"params must be a MacParams, not {params!r}")
+        self.params = params
+        a_shape = unsigned(4) if params.mode is MacMode.POSIT else fix_shape(params.act_fmt)
+        layout = data.StructLayout(
+            {
+                "w": data.ArrayLayout(unsigned(4), params.lanes),
+                "w_is_posit": unsigned(params.lanes),
+                "a": data.ArrayLayout(a_shape, params.lanes),
+                "first": 1,
+                "last": 1,
+            }
+        )
+        super().__init__(
+            {
+                "i": In(stream.Signature(layout)),
+                "o": Out(stream.Signature(fix_shape(params.acc_fmt))),
+            }
+        )
+
+    @property
+    def tree_depth(self) -> int:
+        return (self.params.lanes - 1).bit_length()
+
+    @property
+    def latency(self) -> int:
+        return 4 + self.tree_depth
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.params
+        t = golden_mac.tables(p)
+        en = Signal()
+        out_valid = Signal()
+        m.d.comb += [
+            en.eq(~out_valid | self.o.ready),
+            self.i.ready.eq(en),
+            self.o.valid.eq(out_valid),
+        ]
+        st = Stages(m, en)
+        lv = Levels(st, "mac")
+        valid = self.i.valid
+
+        # 1: input register
+        beat = self.i.payload
+        s = lv.next(
+            w=Cat(*beat.w), fmt=beat.w_is_posit, a=Cat(*beat.a), first=beat.first, last=beat.last
+        )
+        v = _valid_stage(m, en, valid, "mac_valid1")
+        a_width = 4 if p.mode is MacMode.POSIT else p.act_fmt.width
+        lanes_w = [s.w[4 * k : 4 * k + 4] for k in range(p.lanes)]
+        lanes_a = [s.a[a_width * k : a_width * (k + 1)] for k in range(p.lanes)]
+        if p.mode is not MacMode.POSIT:
+            lanes_a = [a.as_signed() for a in lanes_a]
+
+        # 2, 3: each lane's product
+        if p.mode is MacMode.POSIT:
+            products = self._posit_products(lv, s, lanes_w, lanes_a, t)
+        else:
+            products = self._shift_add_products(lv, s, lanes_w, lanes_a, t)
+        v = _valid_stage(m, en, v, "mac_valid2")
+        v = _valid_stage(m, en, v, "mac_valid3")
+
+        # 4 ..: adder tree, one level of pairwise sums per clock
+        level = products.values
+        for depth in range(self.tree_depth):
+            pairs = [
+                level[k] + level[k + 1] if k + 1 < len(level) else level[k]
+                for k in range(0, len(level), 2)
+            ]
+            s = lv.next(
+                **{f"sum{k}": v_ for k, v_ in enumerate(pairs)},
+                first=products.first,
+                last=products.last,
+            )
+            level = [getattr(s, f"sum{k}") for k in range(len(pairs))]
+            products.first, products.last = s.first, s.last
+            v = _valid_stage(m, en, v, f"mac_valid_tree{depth}")
+        total = level[0]
+
+        # last: accumulate; a `last` beat's value goes out
+        acc = Signal(fix_shape(p.acc_fmt), name="acc")
+        acc_next = Mux(products.first, 0, acc) + total
+        with m.If(en):
+            m.d.sync += out_valid.eq(v & products.last)
+            with m.If(v):
+                m.d.sync += acc.eq(acc_next)
+        m.d.comb += self.o.payload.eq(acc)
+        return m
+
+    def _shift_add_products(self, lv, s, lanes_w, lanes_a, t):
+        """Products as up to two signed shifted copies of the activation (two levels)."""
+        p = self.params
+        terms = [list(t.terms[0]), list(t.terms[1])]  # [fmt][pattern] -> digits
+        n_terms = max(len(d) for row in terms for d in row)
+        shifts = sorted({sh for row in terms for d in row for _, sh in d}) or [0]
+        mags, negs = {}, {}
+        for k in range(p.lanes):
+            index = Cat(lanes_w[k], s.fmt[k]) if p.mode is MacMode.MIXED else lanes_w[k]
+            rows = terms[0] + terms[1] if p.mode is MacMode.MIXED else terms[0]
+            if p.mode is MacMode.POSIT:  # not reached: posit mode uses _posit_products
+                rows = terms[1]
+            for j in range(n_terms):
+                digits = [d[j] if j < len(d) else None for d in rows]
+                nonzero = Array(Const(int(d is not None), 1) for d in digits)[index]
+                negative = Array(Const(int(d is not None and d[0] < 0), 1) for d in digits)
+                sel = Array(
+                    Const(shifts.index(d[1]) if d is not None else 0, range(len(shifts)))
+                    for d in digits
+                )[index]
+                shifted = Array(lanes_a[k] << sh for sh in shifts)[sel]
+                mags[f"l{k}t{j}"] = Mux(nonzero, shifted, 0)
+                negs[f"l{k}n{j}"] = negative[index]
+        level = lv.next(**mags, **negs, first=s.first, last=s.last)
+        prods = {}
+        for k in range(p.lanes):
+            parts = [
+                Mux(
+                    getattr(level, f"l{k}n{j}"),
+                    -getattr(level, f"l{k}t{j}"),
+                    getattr(level, f"l{k}t{j}"),
+                )
+                for j in range(n_terms)
+            ]
+            prods[f"p{k}"] = reduce(lambda u, v: u + v, parts)
+        level = lv.next(**prods, first=level.first, last=level.last)
+        return _Products([getattr(level, f"p{k}") for k in range(p.lanes)], level.first, level.last)
+
+    def _posit_products(self, lv, s, lanes_w, lanes_a, t):
+        """Posit x posit products from a 256-entry table per lane (two levels)."""
+        p = self.params
+        table = [int(t.w_int[1][w] * t.a_int[a]) for w in range(16) for a in range(16)]
+        width = max(abs(v) for v in table).bit_length() + 1
+        rom = Array(Const(v, signed(width)) for v in table)
+        prods = {f"p{k}": rom[Cat(lanes_a[k], lanes_w[k])] for k in range(p.lanes)}
+        level = lv.next(**prods, first=s.first, last=s.last)
+        level = lv.next(
+            **{f"p{k}": getattr(level, f"p{k}") for k in range(p.lanes)},
+            first=level.first,
+            last=level.last,
+        )
+        return _Products([getattr(level, f"p{k}") for k in range(p.lanes)], level.first, level.last)
+
+
+class _Products:
+    def __init__(self, values, first, last):
+        self.values, self.first, self.last = values, first, last
+
+
+def _valid_stage(m: Module, en, valid, name: str) -> Signal:
+    reg = Signal(name=name)
+    with m.If(en):
+        m.d.sync += reg.eq(valid)
+    return reg

@@ -304,8 +304,8 @@ class PositFormat:
         The boundary between two neighbouring posits is the value of the (n+1)-bit posit
         whose pattern lies between theirs, so where exponent bits are cut off the boundary is
         a power of two rather than the arithmetic midpoint. No underflow to zero and no
-        overflow to NaR: magnitudes beyond the range saturate to minpos / maxpos; 0 stays 0;
-        NaN raises.
+        overflow to NaR: magnitudes beyond the range (infinities included) saturate to
+        minpos / maxpos; 0 stays 0; NaN raises.
 
         >>> PositFormat(4, 1).encode([3.0, 5.0, 8.0, 9.0, 100.0, 1e-9, -1.0]).tolist()
         [6, 6, 6, 7, 7, 1, 12]
@@ -318,7 +318,10 @@ class PositFormat:
         # index of the positive pattern 1 .. nar-1: count boundaries below |x|
         idx = np.searchsorted(bounds, mag, side="left")  # bounds[i] separates i+1 and i+2
         code = idx + 1
-        tie = (idx < len(bounds)) & (mag == bounds[np.minimum(idx, len(bounds) - 1)])
+        if len(bounds):
+            tie = (idx < len(bounds)) & (mag == bounds[np.minimum(idx, len(bounds) - 1)])
+        else:  # posit<2, es> has a single positive value: no boundaries, no ties
+            tie = np.zeros(mag.shape, dtype=bool)
         # at a tie the lower neighbour is `code`, the upper `code + 1`: take the even pattern
         code = np.where(tie & (code % 2 == 1), code + 1, code)
         code = np.where(mag == 0, 0, code)

@@ -47,7 +47,7 @@ class MacEngine(wiring.Component):
         One ``acc_fmt`` code per dot product.
     latency : int
         Clocks from accepting a ``last`` beat to its result being valid, without
-        back-pressure: 4 + ceil(log2(lanes)). One beat per clock is accepted while ``o`` is
+        back-pressure: 5 + ceil(log2(lanes)). One beat per clock is accepted while ``o`` is
         read (or holds nothing).
     """
 
@@ -80,7 +80,7 @@ class MacEngine(wiring.Component):
 
     @property
     def latency(self) -> int:
-        return 4 + self.tree_depth
+        return 5 + self.tree_depth
 
     def elaborate(self, platform):
         m = Module()
@@ -109,15 +109,15 @@ class MacEngine(wiring.Component):
         if p.mode is not MacMode.POSIT:
             lanes_a = [a.as_signed() for a in lanes_a]
 
-        # 2, 3: each lane's product
+        # 2, 3, 4: each lane's product: shifted terms, their signs, their sum
         if p.mode is MacMode.POSIT:
             products = self._posit_products(lv, s, lanes_w, lanes_a, t)
         else:
             products = self._shift_add_products(lv, s, lanes_w, lanes_a, t)
-        v = _valid_stage(m, en, v, "mac_valid2")
-        v = _valid_stage(m, en, v, "mac_valid3")
+        for n in (2, 3, 4):
+            v = _valid_stage(m, en, v, f"mac_valid{n}")
 
-        # 4 ..: adder tree, one level of pairwise sums per clock
+        # 5 ..: adder tree, one level of pairwise sums per clock
         level = products.values
         for depth in range(self.tree_depth):
             pairs = [
@@ -145,7 +145,7 @@ class MacEngine(wiring.Component):
         return m
 
     def _shift_add_products(self, lv, s, lanes_w, lanes_a, t):
-        """Products as up to two signed shifted copies of the activation (two levels)."""
+        """Products as up to two signed shifted copies of the activation (three levels)."""
         p = self.params
         terms = [list(t.terms[0]), list(t.terms[1])]  # [fmt][pattern] -> digits
         n_terms = max(len(d) for row in terms for d in row)
@@ -168,33 +168,39 @@ class MacEngine(wiring.Component):
                 mags[f"l{k}t{j}"] = Mux(nonzero, shifted, 0)
                 negs[f"l{k}n{j}"] = negative[index]
         level = lv.next(**mags, **negs, first=s.first, last=s.last)
-        prods = {}
-        for k in range(p.lanes):
-            parts = [
-                Mux(
-                    getattr(level, f"l{k}n{j}"),
-                    -getattr(level, f"l{k}t{j}"),
-                    getattr(level, f"l{k}t{j}"),
-                )
-                for j in range(n_terms)
-            ]
-            prods[f"p{k}"] = reduce(lambda u, v: u + v, parts)
+        signed_terms = {
+            f"l{k}s{j}": Mux(
+                getattr(level, f"l{k}n{j}"),
+                -getattr(level, f"l{k}t{j}"),
+                getattr(level, f"l{k}t{j}"),
+            )
+            for k in range(p.lanes)
+            for j in range(n_terms)
+        }
+        level = lv.next(**signed_terms, first=level.first, last=level.last)
+        prods = {
+            f"p{k}": reduce(
+                lambda u, v: u + v, [getattr(level, f"l{k}s{j}") for j in range(n_terms)]
+            )
+            for k in range(p.lanes)
+        }
         level = lv.next(**prods, first=level.first, last=level.last)
         return _Products([getattr(level, f"p{k}") for k in range(p.lanes)], level.first, level.last)
 
     def _posit_products(self, lv, s, lanes_w, lanes_a, t):
-        """Posit x posit products from a 256-entry table per lane (two levels)."""
+        """Posit x posit products from a 256-entry table per lane (three levels)."""
         p = self.params
         table = [int(t.w_int[1][w] * t.a_int[a]) for w in range(16) for a in range(16)]
         width = max(abs(v) for v in table).bit_length() + 1
         rom = Array(Const(v, signed(width)) for v in table)
         prods = {f"p{k}": rom[Cat(lanes_a[k], lanes_w[k])] for k in range(p.lanes)}
         level = lv.next(**prods, first=s.first, last=s.last)
-        level = lv.next(
-            **{f"p{k}": getattr(level, f"p{k}") for k in range(p.lanes)},
-            first=level.first,
-            last=level.last,
-        )
+        for _ in range(2):  # same depth as the shift-and-add datapath
+            level = lv.next(
+                **{f"p{k}": getattr(level, f"p{k}") for k in range(p.lanes)},
+                first=level.first,
+                last=level.last,
+            )
         return _Products([getattr(level, f"p{k}") for k in range(p.lanes)], level.first, level.last)
 
 

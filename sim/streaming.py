@@ -193,7 +193,10 @@ def record(name: str, stats: dict) -> None:
     """Add ``stats`` to the run's summary file, then fail the cocotb test on any mismatch."""
     path = os.environ.get("HWGEN_SUMMARY")
     if path:
-        summary = json.loads(open(path).read()) if os.path.exists(path) else {}
+        summary = {}
+        if os.path.exists(path):
+            with open(path) as f:
+                summary = json.load(f)
         summary[name] = stats
         with open(path, "w") as f:
             json.dump(summary, f, indent=1)

@@ -20,10 +20,12 @@ from .common import Levels, Stages, fix_shape
 
 __all__ = ["MacEngine"]
 
-#: Output FIFO entries beyond the results that can be in flight.
-_FIFO_SLACK = 2
-#: Clocks from a FIFO write to the entry being readable (SyncFIFOBuffered).
-_FIFO_LATENCY = 1
+#: Output FIFO entries beyond the results that can be in flight (the buffered FIFO holds up
+#: to two while it is read every clock, so four keep the input ready at full rate).
+_FIFO_SLACK = 4
+#: Clocks from a FIFO write to the entry being readable (SyncFIFOBuffered: the FIFO, then
+#: its output register).
+_FIFO_LATENCY = 2
 
 
 class MacEngine(wiring.Component):
@@ -53,8 +55,9 @@ class MacEngine(wiring.Component):
         One ``acc_fmt`` code per dot product.
     latency : int
         Clocks from accepting a ``last`` beat to its result being valid, without
-        back-pressure: 5 + ceil(log2(lanes)). One beat per clock is accepted while ``o`` is
-        read (or holds nothing).
+        back-pressure: 7 + ceil(log2(lanes)) (the pipeline, then two clocks through the
+        output FIFO). One beat per clock is accepted while the FIFO has room for every result
+        that can be in flight, which holds at full rate whenever ``o`` is read.
     """
 
     def __init__(self, params: MacParams | None = None):

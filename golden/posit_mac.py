@@ -36,7 +36,16 @@ from .formats import FixFormat, PositFormat
 from .gelu import naf_digits
 from .params import ParamsBase, check_enum, check_fix, check_int
 
-__all__ = ["MacMode", "MacParams", "MacTables", "tables", "emulate", "reference", "param_sweep"]
+__all__ = [
+    "MacMode",
+    "MacParams",
+    "MacTables",
+    "tables",
+    "emulate",
+    "reference",
+    "param_sweep",
+    "synth_sweep",
+]
 
 
 class MacMode(enum.Enum):
@@ -268,3 +277,9 @@ def param_sweep() -> list[MacParams]:
         d.replace(mode=MacMode.POSIT, lanes=4),
         d.replace(es=2, lanes=32, max_terms=65536),
     ]
+
+
+def synth_sweep() -> list[MacParams]:
+    """The overhead study: mixed, all-FixP and all-posit engines at 1, 8 and 32 lanes."""
+    d = MacParams()
+    return [d.replace(mode=mode, lanes=lanes) for mode in MacMode for lanes in (1, 8, 32)]

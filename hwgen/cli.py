@@ -27,7 +27,9 @@ def _configs(args) -> list[tuple[str, object]]:
     for name in names:
         op = ops.get(name)
         if getattr(args, "sweep", False):
-            configs += [(name, p) for p in op.golden.param_sweep()]
+            # synthesis may have its own study (e.g. the MAC's lanes x modes grid)
+            sweep = getattr(op.golden, "synth_sweep", None) if args.command == "synth" else None
+            configs += [(name, p) for p in (sweep or op.golden.param_sweep)()]
         else:
             configs.append((name, ops.params_from_text(name, args.params)))
     return configs
@@ -130,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "synth", help="Yosys resource counts (xc7, ECP5, iCE40) and nextpnr ECP5 Fmax"
     )
-    with_config(p, "synthesize every configuration of the operator's param_sweep()")
+    with_config(p, "synthesize the operator's synth_sweep() (if any) or param_sweep()")
     p.add_argument("--families", default="xc7,ecp5,ice40", help="comma-separated families")
     p.add_argument("--freq", type=float, default=150.0, help="nextpnr target clock in MHz")
     p.add_argument("--no-pnr", action="store_true", help="skip place and route (no Fmax)")

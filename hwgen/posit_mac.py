@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import reduce
 
+import numpy as np
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
@@ -38,8 +39,8 @@ class MacEngine(wiring.Component):
     ``max_terms`` products may go into one accumulator value.
 
     Each product is one or two shifted copies of the activation (``tables(p).terms``), added or
-    subtracted: no multiplier. The ``posit`` baseline looks its products up in a 256-entry
-    table of (weight, activation) patterns.
+    subtracted: no multiplier. The ``posit`` baseline first turns its posit activation into
+    fixed point with a 16-entry table, then multiplies the same way.
 
     Parameters
     ----------
@@ -125,14 +126,17 @@ class MacEngine(wiring.Component):
         a_width = 4 if p.mode is MacMode.POSIT else p.act_fmt.width
         lanes_w = [s.w[4 * k : 4 * k + 4] for k in range(p.lanes)]
         lanes_a = [s.a[a_width * k : a_width * (k + 1)] for k in range(p.lanes)]
-        if p.mode is not MacMode.POSIT:
+        if p.mode is MacMode.POSIT:
+            # the posit activation's value in fixed point (a 16-entry table), then the same
+            # shift-and-add product as the other modes
+            width = int(np.abs(t.a_int).max()).bit_length() + 1
+            decode = Array(Const(int(v), signed(width)) for v in t.a_int)
+            lanes_a = [decode[a] for a in lanes_a]
+        else:
             lanes_a = [a.as_signed() for a in lanes_a]
 
         # 2, 3, 4: each lane's product: shifted terms, their signs, their sum
-        if p.mode is MacMode.POSIT:
-            products = self._posit_products(lv, s, lanes_w, lanes_a, t)
-        else:
-            products = self._shift_add_products(lv, s, lanes_w, lanes_a, t)
+        products = self._shift_add_products(lv, s, lanes_w, lanes_a, t)
         for n in (2, 3, 4):
             v = _valid_stage(m, en, v, f"mac_valid{n}")
 
@@ -172,9 +176,11 @@ class MacEngine(wiring.Component):
         mags, negs = {}, {}
         for k in range(p.lanes):
             index = Cat(lanes_w[k], s.fmt[k]) if p.mode is MacMode.MIXED else lanes_w[k]
-            rows = terms[0] + terms[1] if p.mode is MacMode.MIXED else terms[0]
-            if p.mode is MacMode.POSIT:  # not reached: posit mode uses _posit_products
-                rows = terms[1]
+            rows = {
+                MacMode.MIXED: terms[0] + terms[1],
+                MacMode.FIXP: terms[0],
+                MacMode.POSIT: terms[1],
+            }[p.mode]
             for j in range(n_terms):
                 digits = [d[j] if j < len(d) else None for d in rows]
                 nonzero = Array(Const(int(d is not None), 1) for d in digits)[index]
@@ -204,22 +210,6 @@ class MacEngine(wiring.Component):
             for k in range(p.lanes)
         }
         level = lv.next(**prods, first=level.first, last=level.last)
-        return _Products([getattr(level, f"p{k}") for k in range(p.lanes)], level.first, level.last)
-
-    def _posit_products(self, lv, s, lanes_w, lanes_a, t):
-        """Posit x posit products from a 256-entry table per lane (three levels)."""
-        p = self.params
-        table = [int(t.w_int[1][w] * t.a_int[a]) for w in range(16) for a in range(16)]
-        width = max(abs(v) for v in table).bit_length() + 1
-        rom = Array(Const(v, signed(width)) for v in table)
-        prods = {f"p{k}": rom[Cat(lanes_a[k], lanes_w[k])] for k in range(p.lanes)}
-        level = lv.next(**prods, first=s.first, last=s.last)
-        for _ in range(2):  # same depth as the shift-and-add datapath
-            level = lv.next(
-                **{f"p{k}": getattr(level, f"p{k}") for k in range(p.lanes)},
-                first=level.first,
-                last=level.last,
-            )
         return _Products([getattr(level, f"p{k}") for k in range(p.lanes)], level.first, level.last)
 
 

@@ -535,6 +535,9 @@ def synthesize(
             "--report",
             "ecp5_report.json",
             "--timing-allow-fail",
+            # an operator is a block inside a larger design: time it without I/O pads (and
+            # without the package's 197-pin limit, which wide engines exceed)
+            "--out-of-context",
         ]
         (out / "ecp5_report.json").unlink(missing_ok=True)
         report(f"nextpnr ecp5: LFE5U-{ECP5_DEVICE} {ECP5_PACKAGE} at {fmax_mhz_target:g} MHz")

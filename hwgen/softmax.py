@@ -172,12 +172,13 @@ class Softmax(wiring.Component):
         # ---- ingest: write the row, track its maximum ------------------------------------------
         a_bank = Signal()
         a_idx = Signal(idx_w)
-        # running maximum, back at the format's minimum at every row start (one compare and
-        # one mux per clock, the tightest loop of the design)
-        a_max = Signal(in_shape, init=p.in_fmt.min_code)
+        # running maximum: one compare and one mux per clock, the tightest loop of the design;
+        # a one-bit `a_first` flag (not an index compare) starts each row afresh
+        a_max = Signal(in_shape)
+        a_first = Signal(init=1)
         x_in = self.i.payload.data
         take = self.i.valid & self.i.ready
-        new_max = Mux(x_in > a_max, x_in, a_max)
+        new_max = Mux(a_first | (x_in > a_max), x_in, a_max)
         row_end = self.i.payload.last | (a_idx == n_max - 1)
         m.d.comb += [
             self.i.ready.eq(~x_full.bit_select(a_bank, 1)),
@@ -186,14 +187,13 @@ class Softmax(wiring.Component):
             x_wr.en.eq(take),
         ]
         with m.If(take):
-            m.d.sync += a_max.eq(new_max)
+            m.d.sync += [a_max.eq(new_max), a_first.eq(row_end)]
             with m.If(row_end):
                 m.d.sync += [
                     x_end[a_bank].eq(a_idx),
                     x_max[a_bank].eq(new_max),
                     a_bank.eq(~a_bank),
                     a_idx.eq(0),
-                    a_max.eq(p.in_fmt.min_code),
                 ]
                 m.d.comb += x_set.eq(Mux(a_bank, 0b10, 0b01))
             with m.Else():

@@ -53,26 +53,26 @@ class StreamTB:
         dut.rst.value = 0
         await RisingEdge(dut.clk)
 
-    async def run(
-        self, codes, *, idle: float, backpressure: float, stall_limit: int = 1000
-    ) -> np.ndarray:
-        """Send ``codes``, collect as many outputs, return them as ``out_fmt`` codes.
+    async def drive(
+        self, words, n_out: int, *, idle: float, backpressure: float, stall_limit: int = 1000
+    ) -> list[int]:
+        """Send the raw payload ``words``; return the first ``n_out`` raw output payloads.
 
-        Raises ``AssertionError`` when the design stops making progress for ``stall_limit``
-        cycles (lost data would otherwise hang the test).
+        Records the clock of every input and output handshake in ``in_cycles`` and
+        ``out_cycles``. Raises ``AssertionError`` when the design makes no progress for
+        ``stall_limit`` clocks (lost data would otherwise hang the test).
         """
         dut = self.dut
-        bits = self.in_fmt.to_bits(codes).tolist()
-        n = len(bits)
+        n_in = len(words)
         sent, received = 0, []
         self.in_cycles, self.out_cycles = [], []
         quiet = 0
-        while len(received) < n:
-            in_valid = sent < n and not (idle and self.rng.random() < idle)
+        while len(received) < n_out:
+            in_valid = sent < n_in and not (idle and self.rng.random() < idle)
             out_ready = not (backpressure and self.rng.random() < backpressure)
             dut.i__valid.value = int(in_valid)
             if in_valid:
-                dut.i__payload.value = bits[sent]
+                dut.i__payload.value = words[sent]
             dut.o__ready.value = int(out_ready)
             await FallingEdge(dut.clk)
             progress = False
@@ -86,21 +86,31 @@ class StreamTB:
                 progress = True
             quiet = 0 if progress else quiet + 1
             assert quiet < stall_limit, (
-                f"no handshake for {stall_limit} cycles: sent {sent}/{n}, "
-                f"received {len(received)}/{n}"
+                f"no handshake for {stall_limit} cycles: sent {sent}/{n_in}, "
+                f"received {len(received)}/{n_out}"
             )
             await RisingEdge(dut.clk)
             self.cycle += 1
         dut.i__valid.value = 0
-        # anything beyond the expected count would be a duplicated output: drain and look
+        return received
+
+    async def expect_silence(self, clocks: int = 16) -> None:
+        """Fail if any output appears in the next ``clocks`` (a duplicated result)."""
+        dut = self.dut
         dut.o__ready.value = 1
         extra = 0
-        for _ in range(16):
+        for _ in range(clocks):
             await FallingEdge(dut.clk)
             extra += int(dut.o__valid.value)
             await RisingEdge(dut.clk)
             self.cycle += 1
-        assert extra == 0, f"{extra} outputs arrived after all {n} inputs were answered"
+        assert extra == 0, f"{extra} outputs arrived after every input was answered"
+
+    async def run(self, codes, *, idle: float, backpressure: float) -> np.ndarray:
+        """Send ``codes``, collect as many outputs, return them as ``out_fmt`` codes."""
+        bits = self.in_fmt.to_bits(codes).tolist()
+        received = await self.drive(bits, len(bits), idle=idle, backpressure=backpressure)
+        await self.expect_silence()
         return self.out_fmt.from_bits(np.array(received, dtype=np.int64))
 
     def compare(self, codes, got, expected, case: str = "") -> dict:
@@ -135,7 +145,7 @@ class RowStreamTB(StreamTB):
     """
 
     async def run_rows(
-        self, rows, *, idle: float, backpressure: float, stall_limit: int = 5000
+        self, rows, *, idle: float, backpressure: float
     ) -> tuple[list[np.ndarray], int]:
         """Send the rows, return the output rows (split at ``last``, checked against
         ``first``) and the number of clocks from the first input to the last output."""
@@ -145,35 +155,10 @@ class RowStreamTB(StreamTB):
             bits = self.in_fmt.to_bits(row).tolist()
             words += [b | ((k == len(bits) - 1) << width_in) for k, b in enumerate(bits)]
         n = len(words)
-        dut = self.dut
-        sent, received = 0, []
-        self.in_cycles, self.out_cycles = [], []
-        quiet = 0
-        while len(received) < n:
-            in_valid = sent < n and not (idle and self.rng.random() < idle)
-            out_ready = not (backpressure and self.rng.random() < backpressure)
-            dut.i__valid.value = int(in_valid)
-            if in_valid:
-                dut.i__payload.value = words[sent]
-            dut.o__ready.value = int(out_ready)
-            await FallingEdge(dut.clk)
-            progress = False
-            if in_valid and int(dut.i__ready.value):
-                self.in_cycles.append(self.cycle)
-                sent += 1
-                progress = True
-            if out_ready and int(dut.o__valid.value):
-                self.out_cycles.append(self.cycle)
-                received.append(dut.o__payload.value.to_unsigned())
-                progress = True
-            quiet = 0 if progress else quiet + 1
-            assert quiet < stall_limit, (
-                f"no handshake for {stall_limit} cycles: sent {sent}/{n}, "
-                f"received {len(received)}/{n}"
-            )
-            await RisingEdge(dut.clk)
-            self.cycle += 1
-        dut.i__valid.value = 0
+        received = await self.drive(
+            words, n, idle=idle, backpressure=backpressure, stall_limit=5000
+        )
+        await self.expect_silence()
         span = self.out_cycles[-1] - self.in_cycles[0] + 1
         words_out = np.array(received, dtype=np.int64)
         data = self.out_fmt.from_bits(words_out & ((1 << width_out) - 1))

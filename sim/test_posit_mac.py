@@ -28,26 +28,23 @@ except (ImportError, AttributeError):
 if _IN_SIM:
     import json
 
-    from cocotb.clock import Clock
-    from cocotb.triggers import FallingEdge, RisingEdge
-
     from golden import posit_mac
     from golden.posit_mac import MacMode
-    from sim.streaming import record
+    from sim.streaming import StreamTB, record
 
     def _params() -> posit_mac.MacParams:
         return posit_mac.MacParams.from_dict(json.loads(os.environ["HWGEN_PARAMS"]))
 
-    class MacTB:
+    class MacTB(StreamTB):
         """Drives beats {w, w_is_posit, a, first, last}; collects accumulator results."""
 
         def __init__(self, dut, p, seed):
-            self.dut, self.p = dut, p
-            self.rng = np.random.default_rng(seed)
+            super().__init__(dut, p.act_fmt, p.acc_fmt, seed)
+            self.p = p
             self.a_width = 4 if p.mode is MacMode.POSIT else p.act_fmt.width
-            Clock(dut.clk, 10, unit="ns").start()
 
         def pack(self, w, fmt, a, first, last) -> int:
+            """One beat as Amaranth packs the payload: fields LSB first, in order."""
             lanes, aw = self.p.lanes, self.a_width
             word = 0
             for k in range(lanes):
@@ -57,42 +54,11 @@ if _IN_SIM:
             top = 5 * lanes + aw * lanes
             return word | (int(first) << top) | (int(last) << (top + 1))
 
-        async def reset(self):
-            dut = self.dut
-            dut.rst.value = 1
-            dut.i__valid.value = 0
-            dut.i__payload.value = 0
-            dut.o__ready.value = 0
-            for _ in range(3):
-                await RisingEdge(dut.clk)
-            dut.rst.value = 0
-            await RisingEdge(dut.clk)
-
-        async def run(self, beats, n_results, *, idle, backpressure):
-            dut = self.dut
+        async def run_beats(self, beats, n_results, *, idle, backpressure):
             words = [self.pack(*b) for b in beats]
-            acc_fmt = self.p.acc_fmt
-            sent, got, quiet = 0, [], 0
-            while len(got) < n_results:
-                in_valid = sent < len(words) and not (idle and self.rng.random() < idle)
-                out_ready = not (backpressure and self.rng.random() < backpressure)
-                dut.i__valid.value = int(in_valid)
-                if in_valid:
-                    dut.i__payload.value = words[sent]
-                dut.o__ready.value = int(out_ready)
-                await FallingEdge(dut.clk)
-                progress = False
-                if in_valid and int(dut.i__ready.value):
-                    sent += 1
-                    progress = True
-                if out_ready and int(dut.o__valid.value):
-                    got.append(dut.o__payload.value.to_unsigned())
-                    progress = True
-                quiet = 0 if progress else quiet + 1
-                assert quiet < 1000, f"stalled: sent {sent}/{len(words)}, got {len(got)}"
-                await RisingEdge(dut.clk)
-            dut.i__valid.value = 0
-            return acc_fmt.from_bits(np.array(got, dtype=np.int64))
+            got = await self.drive(words, n_results, idle=idle, backpressure=backpressure)
+            await self.expect_silence()
+            return self.out_fmt.from_bits(np.array(got, dtype=np.int64))
 
     def _random_dots(p, n, rng):
         """n dot products of 1 to 3 beats, random formats; 1 in 8 keeps accumulating."""
@@ -129,7 +95,7 @@ if _IN_SIM:
         beats, expected = _random_dots(p, n, rng)
         tb = MacTB(dut, p, seed=4)
         await tb.reset()
-        got = await tb.run(beats, len(expected), idle=idle, backpressure=backpressure)
+        got = await tb.run_beats(beats, len(expected), idle=idle, backpressure=backpressure)
         codes = np.arange(len(expected))
         record("random_dot_products", _stats(codes, got, expected, "random"))
 
@@ -157,7 +123,7 @@ if _IN_SIM:
                     k += 1
         tb = MacTB(dut, p, seed=1)
         await tb.reset()
-        got = await tb.run(beats, len(expected), idle=0.1, backpressure=0.1)
+        got = await tb.run_beats(beats, len(expected), idle=0.1, backpressure=0.1)
         record("every_single_product", _stats(np.arange(k), got, np.array(expected), "pairs"))
 
     @cocotb.test()
@@ -197,7 +163,7 @@ if _IN_SIM:
         assert p.acc_fmt.min_code <= min(expected) and max(expected) <= p.acc_fmt.max_code
         tb = MacTB(dut, p, seed=2)
         await tb.reset()
-        got = await tb.run(beats, len(expected), idle=0.0, backpressure=0.2)
+        got = await tb.run_beats(beats, len(expected), idle=0.0, backpressure=0.2)
         record("accumulator_extremes", _stats(np.arange(3), got, np.array(expected), "extremes"))
 
     def _stats(codes, got, expected, case):

@@ -8,7 +8,6 @@ import math
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +16,7 @@ from golden.formats import FixFormat
 from golden.gelu import GeluParams, SlopeMode
 from hwgen import ops
 from hwgen.gelu import GeluPWL
+from tests.streamsim import stream_sim
 
 DEFAULT = GeluParams()
 SWEEP = gelu.param_sweep()
@@ -188,35 +188,11 @@ def test_case_generators_stay_in_range():
 
 def _simulate(dut: GeluPWL, codes: np.ndarray, *, idle: float, backpressure: float, seed=0):
     """Stream codes through the component; return outputs and the handshake cycles."""
-    rng = np.random.default_rng(seed)
-    got, in_cycles, out_cycles = [], [], []
-
-    async def testbench(ctx):
-        sent, cycle = 0, 0
-        while len(got) < len(codes):
-            valid = sent < len(codes) and rng.random() >= idle
-            ready = rng.random() >= backpressure
-            ctx.set(dut.i.valid, valid)
-            if valid:
-                ctx.set(dut.i.payload, int(codes[sent]))
-            ctx.set(dut.o.ready, ready)
-            _, _, i_ready, o_valid, o_payload = await ctx.tick().sample(
-                dut.i.ready, dut.o.valid, dut.o.payload
-            )
-            if valid and i_ready:
-                in_cycles.append(cycle)
-                sent += 1
-            if ready and o_valid:
-                out_cycles.append(cycle)
-                got.append(o_payload)
-            cycle += 1
-            assert cycle < 20 * len(codes) + 100, "stream stalled"
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
-    return np.array(got), np.array(in_cycles), np.array(out_cycles)
+    payloads = [int(c) for c in codes]
+    got, ins, outs = stream_sim(
+        dut, payloads, len(payloads), idle=idle, backpressure=backpressure, seed=seed
+    )
+    return np.array(got), ins, outs
 
 
 @pytest.mark.parametrize("p", SWEEP, ids=lambda p: p.name)

@@ -8,7 +8,6 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +15,7 @@ from golden import posit_mac
 from golden.formats import FixFormat, PositFormat
 from golden.posit_mac import MacMode, MacParams
 from hwgen.posit_mac import MacEngine
+from tests.streamsim import stream_sim
 
 DEFAULT = MacParams()
 SWEEP = posit_mac.param_sweep()
@@ -130,45 +130,20 @@ def test_emulate_batches_and_checks_input():
 
 
 def _run(dut, beats, n_results, *, idle, backpressure, seed=0):
-    rng = np.random.default_rng(seed)
-    got, ins, outs = [], [], []
-
-    async def testbench(ctx):
-        sent, cycle = 0, 0
-        while len(got) < n_results:
-            valid = sent < len(beats) and rng.random() >= idle
-            ready = rng.random() >= backpressure
-            ctx.set(dut.i.valid, valid)
-            if valid:
-                w, fmt, a, first, last = beats[sent]
-                ctx.set(
-                    dut.i.payload,
-                    {
-                        "w": [int(x) for x in w],
-                        "w_is_posit": int(sum(int(b) << k for k, b in enumerate(fmt))),
-                        "a": [int(x) for x in a],
-                        "first": first,
-                        "last": last,
-                    },
-                )
-            ctx.set(dut.o.ready, ready)
-            _, _, i_ready, o_valid, o_payload = await ctx.tick().sample(
-                dut.i.ready, dut.o.valid, dut.o.payload
-            )
-            if valid and i_ready:
-                ins.append(cycle)
-                sent += 1
-            if ready and o_valid:
-                outs.append(cycle)
-                got.append(o_payload)
-            cycle += 1
-            assert cycle < 50 * len(beats) + 1000, "stream stalled"
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
-    return np.array(got), np.array(ins), np.array(outs)
+    payloads = [
+        {
+            "w": [int(x) for x in w],
+            "w_is_posit": int(sum(int(b) << k for k, b in enumerate(fmt))),
+            "a": [int(x) for x in a],
+            "first": first,
+            "last": last,
+        }
+        for w, fmt, a, first, last in beats
+    ]
+    got, ins, outs = stream_sim(
+        dut, payloads, n_results, idle=idle, backpressure=backpressure, seed=seed
+    )
+    return np.array(got), ins, outs
 
 
 def _dots(p, n, rng):

@@ -8,7 +8,6 @@ import math
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +15,7 @@ from golden import softmax
 from golden.formats import FixFormat
 from golden.softmax import PadeOrder, SoftmaxParams
 from hwgen.softmax import Softmax
+from tests.streamsim import stream_sim
 
 DEFAULT = SoftmaxParams()
 SWEEP = softmax.param_sweep()
@@ -151,36 +151,11 @@ def test_rejects_bad_rows():
 
 
 def _run(dut, rows, *, idle, backpressure, seed=0):
-    words = [(int(v), k == len(r) - 1) for r in rows for k, v in enumerate(r)]
-    rng = np.random.default_rng(seed)
-    got, ins, outs = [], [], []
-
-    async def testbench(ctx):
-        sent, cycle = 0, 0
-        while len(got) < len(words):
-            valid = sent < len(words) and rng.random() >= idle
-            ready = rng.random() >= backpressure
-            ctx.set(dut.i.valid, valid)
-            if valid:
-                ctx.set(dut.i.payload, {"data": words[sent][0], "last": words[sent][1]})
-            ctx.set(dut.o.ready, ready)
-            _, _, i_ready, o_valid, o_payload = await ctx.tick().sample(
-                dut.i.ready, dut.o.valid, dut.o.payload
-            )
-            if valid and i_ready:
-                ins.append(cycle)
-                sent += 1
-            if ready and o_valid:
-                outs.append(cycle)
-                got.append((o_payload.data, o_payload.first, o_payload.last))
-            cycle += 1
-            assert cycle < 40 * len(words) + 2000, "stream stalled"
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
-    return np.array(got), np.array(ins), np.array(outs)
+    payloads = [{"data": int(v), "last": k == len(r) - 1} for r in rows for k, v in enumerate(r)]
+    got, ins, outs = stream_sim(
+        dut, payloads, len(payloads), idle=idle, backpressure=backpressure, seed=seed
+    )
+    return np.array([(g.data, g.first, g.last) for g in got]), ins, outs
 
 
 @pytest.mark.parametrize("p", SWEEP, ids=lambda p: p.name)
@@ -210,34 +185,11 @@ def test_component_full_rate_and_latency():
 def test_row_longer_than_max_len_is_cut():
     """Without `last`, a row ends after max_len elements (documented framing rule)."""
     p = DEFAULT.replace(max_len=8)
-    dut = Softmax(p)
     row = np.arange(16) * 100
-    words = [int(v) for v in row]
-
-    got = []
-
-    async def testbench(ctx):
-        sent = 0
-        ctx.set(dut.o.ready, 1)
-        while len(got) < 16:
-            ctx.set(dut.i.valid, sent < 16)
-            if sent < 16:
-                ctx.set(dut.i.payload, {"data": words[sent], "last": sent == 15})
-            _, _, i_ready, o_valid, o_payload = await ctx.tick().sample(
-                dut.i.ready, dut.o.valid, dut.o.payload
-            )
-            sent += int(sent < 16 and i_ready)
-            if o_valid:
-                got.append((o_payload.data, o_payload.last))
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
-    data = np.array([g[0] for g in got])
+    got, _, _ = _run(Softmax(p), [row], idle=0.0, backpressure=0.0)
     expected = np.concatenate([softmax.emulate(p, row[:8]), softmax.emulate(p, row[8:])])
-    assert np.array_equal(data, expected)
-    assert [g[1] for g in got].count(1) == 2
+    assert np.array_equal(got[:, 0], expected)
+    assert got[:, 2].tolist().count(1) == 2 and got[8, 1] == 1
 
 
 def test_component_rejects_wrong_params():

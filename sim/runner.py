@@ -24,6 +24,15 @@ class SimulatorMissingError(RuntimeError):
     """The requested HDL simulator is not installed."""
 
 
+def in_simulator() -> bool:
+    """True inside a cocotb simulation (where a testbench module's cocotb half must run)."""
+    try:
+        import cocotb
+    except ImportError:
+        return False
+    return getattr(cocotb, "top", None) is not None
+
+
 def sweep(op: str) -> list:
     """The operator's ``param_sweep()``, default configuration first."""
     return ops.get(op).golden.param_sweep()

@@ -19,21 +19,16 @@ from sim import runner
 
 OP = "gelu"
 
-try:  # the cocotb half only exists inside a simulator
+if runner.in_simulator():  # the cocotb half only exists inside a simulator
+    import json
+
     import cocotb
 
-    _IN_SIM = cocotb.top is not None
-except (ImportError, AttributeError):
-    _IN_SIM = False
-
-
-if _IN_SIM:
-    from golden import gelu
     from sim.streaming import StreamTB, record
 
-    def _params() -> gelu.GeluParams:
-        import json
+    gelu = golden_gelu
 
+    def _params() -> gelu.GeluParams:
         return gelu.GeluParams.from_dict(json.loads(os.environ["HWGEN_PARAMS"]))
 
     @cocotb.test()

@@ -17,16 +17,10 @@ OP = "posit_mac"
 #: random dot products for the default configuration (the issue asks for at least 10^5)
 N_DOTS = int(os.environ.get("HWGEN_MAC_DOTS", "100000"))
 
-try:  # the cocotb half only exists inside a simulator
-    import cocotb
-
-    _IN_SIM = cocotb.top is not None
-except (ImportError, AttributeError):
-    _IN_SIM = False
-
-
-if _IN_SIM:
+if runner.in_simulator():  # the cocotb half only exists inside a simulator
     import json
+
+    import cocotb
 
     from golden import posit_mac
     from golden.posit_mac import MacMode

@@ -17,16 +17,10 @@ OP = "softmax"
 #: elements of random rows per configuration (the issue asks for at least 10^5)
 N_ELEMENTS = int(os.environ.get("HWGEN_SOFTMAX_ELEMENTS", "100000"))
 
-try:  # the cocotb half only exists inside a simulator
-    import cocotb
-
-    _IN_SIM = cocotb.top is not None
-except (ImportError, AttributeError):
-    _IN_SIM = False
-
-
-if _IN_SIM:
+if runner.in_simulator():  # the cocotb half only exists inside a simulator
     import json
+
+    import cocotb
 
     from golden import softmax
     from sim.streaming import RowStreamTB, record

@@ -170,18 +170,19 @@ class MacEngine(wiring.Component):
     def _shift_add_products(self, lv, s, lanes_w, lanes_a, t):
         """Products as up to two signed shifted copies of the activation (three levels)."""
         p = self.params
-        terms = [list(t.terms[0]), list(t.terms[1])]  # [fmt][pattern] -> digits
-        n_terms = max(len(d) for row in terms for d in row)
-        shifts = sorted({sh for row in terms for d in row for _, sh in d}) or [0]
+        # signed digits of every weight the mode can see, indexed like the lane's table index
+        rows = {
+            MacMode.MIXED: list(t.terms[0]) + list(t.terms[1]),
+            MacMode.FIXP: list(t.terms[0]),
+            MacMode.POSIT: list(t.terms[1]),
+        }[p.mode]
+        n_terms = max(len(d) for d in rows)
+        # each term position's mux only has the shifts some weight uses there
+        shift_sets = [sorted({d[j][1] for d in rows if j < len(d)}) or [0] for j in range(n_terms)]
         mags, negs = {}, {}
         for k in range(p.lanes):
             index = Cat(lanes_w[k], s.fmt[k]) if p.mode is MacMode.MIXED else lanes_w[k]
-            rows = {
-                MacMode.MIXED: terms[0] + terms[1],
-                MacMode.FIXP: terms[0],
-                MacMode.POSIT: terms[1],
-            }[p.mode]
-            for j in range(n_terms):
+            for j, shifts in enumerate(shift_sets):
                 digits = [d[j] if j < len(d) else None for d in rows]
                 nonzero = Array(Const(int(d is not None), 1) for d in digits)[index]
                 negative = Array(Const(int(d is not None and d[0] < 0), 1) for d in digits)

@@ -1,0 +1,345 @@
+"""Division-free LayerNorm: exact one-pass statistics and a table + Newton 1/sqrt.
+
+Golden model only (the Amaranth component is still to be built; see issue 5's notes).
+
+Algorithm (one row X_0 .. X_{D-1} of ``in_fmt`` codes with F fractional bits)
+------------------------------------------------------------------------------
+1. One pass, exact integers: S1 = sum X, S2 = sum X^2.
+2. D^2 var = D S2 - S1^2 exactly, so with G = ``eps_extra_bits`` (even) guard bits
+   W = (D S2 - S1^2) 2^G + D^2 round(eps 2^(2F+G)) > 0
+   is D^2 (var + eps) in units of 2^-(2F+G), still an integer: no 1/D anywhere, and no
+   cancellation however large the mean is against a tiny variance.
+3. Leading one: W = 2^(2k) m with m in [1, 4) kept to ``rsqrt_fmt`` fractional bits; a table
+   of 3 * 2^(rsqrt_bits-1) seeds over [1, 4) (2 / (sqrt(lo) + sqrt(hi)) each, the minimax
+   relative seed) and ``newton_steps`` iterations y <- y (3 - m y^2) / 2 give y ~ 1/sqrt(m).
+4. (x - mean) / sqrt(var + eps) = (D X - S1) 2^(G/2 - k) y. In hardware the per-row unit
+   forms A = D y and B = S1 y (exact integers) so that each element needs one multiply,
+   X A - B, then the shift by k - G/2 (all exact), and one rounding to ``norm_fmt``.
+5. Affine: z * gamma + beta, rounded half up to ``out_fmt`` and saturated.
+
+Per lane that is three multipliers: X^2 (statistics), X A (normalise; A has
+11 + y's bits for max_len 1024), and the gamma product.
+
+Error
+-----
+Everything before the 1/sqrt is exact. The table seed's relative error is at most about
+(sqrt(hi/lo) - 1) / 2, i.e. 1/(2^(rsqrt_bits+1)) near m = 1; each Newton step squares it (times
+3/2); the output then carries |z| times that relative error (|z| <= sqrt(D - 1) for a row with
+one outlier, about 27.7 for D = 768) plus the roundings of ``norm_fmt`` and ``out_fmt``. The
+default configuration is measured (tests/test_layernorm.py) to stay within 2^-7 of float64
+``(x - mean) / sqrt(var + eps)`` on realistic rows of length 192, 384 and 768, outlier rows and
+rows of tiny variance.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from .formats import FixFormat, saturate, shift_round_half_up
+from .params import ParamsBase, check_fix, check_int
+
+__all__ = [
+    "LayerNormParams",
+    "LayerNormTables",
+    "tables",
+    "emulate",
+    "reference",
+    "rsqrt",
+    "standard_cases",
+    "random_rows",
+    "error_stats",
+    "param_sweep",
+]
+
+
+@dataclass(frozen=True)
+class LayerNormParams(ParamsBase):
+    """Configuration of the LayerNorm.
+
+    Parameters
+    ----------
+    in_fmt : FixFormat
+        Activations. Default s8.8: DeiT's residual stream has channels 10 to 50 times larger
+        than the rest (values past ±60), which s6.10 would clip.
+    out_fmt : FixFormat
+        Output (after the affine step). Default s6.10: normalised values stay within
+        ±sqrt(D - 1) (27.7 for D = 768) and gamma is mostly below 2.
+    max_len : int
+        Longest row, 2 to 4096; default 1024 (DeiT-T/S/B widths 192, 384, 768).
+    eps : float
+        Added to the variance (DeiT uses 1e-6).
+    gamma_fmt, beta_fmt : FixFormat
+        Affine parameters. Default s5.11 (±16).
+    eps_extra_bits : int
+        Guard bits G (even) that resolve eps below the input's squared step. Default 16.
+    rsqrt_fmt : FixFormat
+        m in [1, 4) and y = 1/sqrt(m) in (0.5, 1]. Default u2.14 (y keeps 14 fractional bits,
+        so A = D y fits a 25-bit DSP operand for max_len 1024).
+    rsqrt_bits : int
+        The seed table has 3 * 2**(rsqrt_bits - 1) entries over [1, 4). Default 6 (96).
+    newton_steps : int
+        0 to 3. Default 2.
+    norm_fmt : FixFormat
+        The normalised value before the affine step. Default s6.14.
+    """
+
+    op = "layernorm"
+
+    in_fmt: FixFormat = FixFormat(8, 8)
+    out_fmt: FixFormat = FixFormat(6, 10)
+    max_len: int = 1024
+    eps: float = 1e-6
+    gamma_fmt: FixFormat = FixFormat(5, 11)
+    beta_fmt: FixFormat = FixFormat(5, 11)
+    eps_extra_bits: int = 16
+    rsqrt_fmt: FixFormat = FixFormat(2, 14, signed=False)
+    rsqrt_bits: int = 6
+    newton_steps: int = 2
+    norm_fmt: FixFormat = FixFormat(6, 14)
+
+    def __post_init__(self):
+        op = "layernorm"
+        for name in ("in_fmt", "out_fmt", "gamma_fmt", "beta_fmt", "norm_fmt"):
+            check_fix(op, name, getattr(self, name), signed=True)
+        check_fix(op, "rsqrt_fmt", self.rsqrt_fmt, signed=False)
+        if self.rsqrt_fmt.int_bits != 2:
+            raise ValueError(
+                f"{op} rsqrt_fmt must have 2 integer bits (m lies in [1, 4)), not {self.rsqrt_fmt}"
+            )
+        check_int(op, "max_len", self.max_len, 2, 4096)
+        if not isinstance(self.eps, (int, float)) or isinstance(self.eps, bool):
+            raise TypeError(f"{op} eps must be a number, not {self.eps!r}")
+        if not 0 < self.eps < 1:
+            raise ValueError(f"{op} eps must be in (0, 1), not {self.eps!r}")
+        check_int(op, "eps_extra_bits", self.eps_extra_bits, 0, 32)
+        if self.eps_extra_bits % 2:
+            raise ValueError(
+                f"{op} eps_extra_bits must be even (its square root is a shift), "
+                f"not {self.eps_extra_bits}"
+            )
+        if round(self.eps * 2.0 ** (2 * self.in_fmt.frac_bits + self.eps_extra_bits)) < 1:
+            raise ValueError(
+                f"{op} eps={self.eps} rounds to 0 at in_fmt {self.in_fmt} with "
+                f"{self.eps_extra_bits} guard bits; raise eps_extra_bits"
+            )
+        check_int(op, "rsqrt_bits", self.rsqrt_bits, 2, 10)
+        if self.rsqrt_bits - 1 > self.rsqrt_fmt.frac_bits:
+            raise ValueError(
+                f"{op} rsqrt_bits - 1 ({self.rsqrt_bits - 1}) must not exceed rsqrt_fmt's "
+                f"fractional bits ({self.rsqrt_fmt.frac_bits})"
+            )
+        check_int(op, "newton_steps", self.newton_steps, 0, 3)
+
+    @property
+    def eps_code(self) -> int:
+        """eps in units of 2**-(2 in_frac + eps_extra_bits), as the hardware adds it."""
+        return round(self.eps * 2.0 ** (2 * self.in_fmt.frac_bits + self.eps_extra_bits))
+
+    @property
+    def name(self) -> str:
+        name = f"layernorm_i{self.in_fmt.tag}_o{self.out_fmt.tag}_n{self.max_len}"
+        default = LayerNormParams()
+        if self.eps != default.eps:
+            name += f"_eps{self.eps:g}".replace("-", "m").replace(".", "p")
+        if self.rsqrt_bits != default.rsqrt_bits:
+            name += f"_rb{self.rsqrt_bits}"
+        if self.newton_steps != default.newton_steps:
+            name += f"_nt{self.newton_steps}"
+        for field, tag in (
+            ("gamma_fmt", "g"),
+            ("beta_fmt", "b"),
+            ("rsqrt_fmt", "rs"),
+            ("norm_fmt", "nm"),
+        ):
+            if getattr(self, field) != getattr(default, field):
+                name += f"_{tag}{getattr(self, field).tag}"
+        if self.eps_extra_bits != default.eps_extra_bits:
+            name += f"_x{self.eps_extra_bits}"
+        return name
+
+
+@dataclass(frozen=True)
+class LayerNormTables:
+    """Members
+    -------
+    rsqrt : ndarray of int64
+        Seeds of 1/sqrt(m), ``rsqrt_fmt`` codes, for the 3 * 2**(rsqrt_bits-1) intervals of
+        [1, 4) indexed by m's top bits minus 2**(rsqrt_bits-1).
+    """
+
+    rsqrt: np.ndarray
+
+
+@functools.lru_cache(maxsize=64)
+def tables(p: LayerNormParams) -> LayerNormTables:
+    half = 1 << (p.rsqrt_bits - 1)
+    step = 1.0 / half
+    lo = 1.0 + np.arange(3 * half) * step
+    hi = lo + step
+    seeds = p.rsqrt_fmt.encode(2.0 / (np.sqrt(lo) + np.sqrt(hi)), saturate=False)
+    return LayerNormTables(rsqrt=seeds)
+
+
+def rsqrt(p: LayerNormParams, m) -> np.ndarray:
+    """1/sqrt(m) for ``rsqrt_fmt`` codes m in [1, 4): table seed, then Newton steps.
+
+    Each step y <- y (3 - m y^2) / 2 with every product rounded half up to ``rsqrt_fmt``.
+    """
+    m = np.asarray(m, dtype=np.int64)
+    f = p.rsqrt_fmt.frac_bits
+    one = 1 << f
+    if ((m < one) | (m >= 4 * one)).any():
+        raise ValueError("rsqrt takes mantissas in [1, 4)")
+    idx = (m >> (f - (p.rsqrt_bits - 1))) - (1 << (p.rsqrt_bits - 1))
+    y = tables(p).rsqrt[idx]
+    for _ in range(p.newton_steps):
+        y2 = shift_round_half_up(y * y, f)
+        my2 = shift_round_half_up(m * y2, f)
+        y = shift_round_half_up(y * ((3 << f) - my2), f + 1)
+    return y
+
+
+def _row_constants(p: LayerNormParams, x: np.ndarray):
+    """Per row: A = D y, B = S1 y and k (W = 2^(2k) m), from exact integer statistics."""
+    d = x.shape[-1]
+    f = p.rsqrt_fmt.frac_bits
+    rows = x.reshape(-1, d)
+    s1 = rows.sum(axis=1)  # |S1| < 2^(width - 1) * max_len: int64
+    s2 = (rows * rows).sum(axis=1)  # < 2^(2 width - 2) * max_len: int64 for 16-bit input
+    m_codes, ks = [], []
+    for r1, r2 in zip(s1.tolist(), s2.tolist(), strict=True):
+        # W can exceed 64 bits (D S2 2^G): Python integers, once per row
+        w = (d * r2 - r1 * r1) * (1 << p.eps_extra_bits) + d * d * p.eps_code
+        k = (w.bit_length() - 1) // 2  # W = 2^(2k) m, m in [1, 4)
+        shift = 2 * k - f
+        m_codes.append(w >> shift if shift >= 0 else w << -shift)  # f fractional bits, truncated
+        ks.append(k)
+    y = rsqrt(p, np.array(m_codes, dtype=np.int64))
+    return (d * y)[:, None], (s1 * y)[:, None], np.array(ks, dtype=np.int64)[:, None]
+
+
+def emulate(p: LayerNormParams, codes, gamma_codes=None, beta_codes=None) -> np.ndarray:
+    """Bit-exact model: the last axis of ``codes`` is one row (1 to ``max_len``).
+
+    ``gamma_codes`` / ``beta_codes``: one per channel (the last axis), ``gamma_fmt`` /
+    ``beta_fmt`` codes; None means the identity (gamma 1, beta 0). Returns ``out_fmt`` codes.
+    """
+    x = p.in_fmt.check_codes(codes, "layernorm input code")
+    if x.ndim == 0 or not 1 <= x.shape[-1] <= p.max_len:
+        length = "a scalar" if x.ndim == 0 else f"length {x.shape[-1]}"
+        raise ValueError(
+            f"layernorm rows must have length 1 to max_len={p.max_len} on the last axis, "
+            f"not {length}; raise max_len"
+        )
+    d = x.shape[-1]
+    gamma = _affine(p.gamma_fmt, gamma_codes, d, "gamma")
+    beta = _affine(p.beta_fmt, beta_codes, d, "beta")
+    a, b, k = _row_constants(p, x)
+    prod = x.reshape(-1, d) * a - b  # (D X - S1) y, exact
+    # (D X - S1) 2^-F / sqrt(W 2^-(2F+G)) = prod 2^(G/2 - k - rsqrt_frac): to norm_fmt units
+    fz = p.norm_fmt.frac_bits
+    shift = k + p.rsqrt_fmt.frac_bits - p.eps_extra_bits // 2 - fz
+    right = np.maximum(shift, 1)
+    z = np.where(
+        shift > 0, (prod + (np.int64(1) << (right - 1))) >> right, prod << np.maximum(-shift, 0)
+    )
+    z = saturate(z, p.norm_fmt)
+    frac = fz
+    acc = z
+    if gamma is not None:
+        acc = z * gamma[None, :]
+        frac = fz + p.gamma_fmt.frac_bits
+    if beta is not None:
+        acc = acc + (beta[None, :] << (frac - p.beta_fmt.frac_bits))
+    y = shift_round_half_up(acc, frac - p.out_fmt.frac_bits)
+    return saturate(y, p.out_fmt).reshape(x.shape)
+
+
+def _affine(fmt: FixFormat, codes, d: int, what: str):
+    if codes is None:
+        return None
+    arr = fmt.check_codes(codes, f"{what} code")
+    if arr.shape != (d,):
+        raise ValueError(f"{what} must have one code per channel ({d}), not shape {arr.shape}")
+    return arr
+
+
+def reference(p: LayerNormParams, x, gamma=None, beta=None) -> np.ndarray:
+    """Float64 LayerNorm over the last axis of real values (biased variance, as torch)."""
+    x = np.asarray(x, dtype=np.float64)
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    y = (x - mean) / np.sqrt(var + p.eps)
+    if gamma is not None:
+        y = y * np.asarray(gamma, dtype=np.float64)
+    if beta is not None:
+        y = y + np.asarray(beta, dtype=np.float64)
+    return y
+
+
+# -- test vectors ----------------------------------------------------------------------------------
+
+
+def random_rows(p: LayerNormParams, n_rows: int, length: int, seed: int = 0) -> np.ndarray:
+    """DeiT-like rows: N(mu, sigma) channels with a few 10x to 50x outlier channels."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n_rows):
+        sigma = float(np.exp(rng.uniform(np.log(0.05), np.log(2.0))))
+        row = rng.normal(rng.uniform(-1, 1), sigma, size=length)
+        n_out = int(rng.integers(0, 4))
+        chans = rng.choice(length, size=n_out, replace=False)
+        row[chans] *= rng.uniform(10, 50, size=n_out)
+        rows.append(row)
+    return p.in_fmt.encode(np.array(rows))
+
+
+def standard_cases(p: LayerNormParams) -> dict[str, np.ndarray]:
+    """Named rows of length min(max_len, 192)."""
+    f = p.in_fmt
+    d = min(p.max_len, 192)
+    ramp = f.encode(np.linspace(-4, 4, d))
+    outlier = f.encode(np.full(d, 0.25))
+    outlier[d // 2] = f.encode(60.0)
+    tiny = np.full(d, 1000, dtype=np.int64)
+    tiny[::7] += 1  # variance of a fraction of one LSB^2
+    return {
+        "constant": np.full(d, 77, dtype=np.int64),
+        "zero": np.zeros(d, dtype=np.int64),
+        "tiny_variance": tiny,
+        "one_huge_outlier": outlier,
+        "extremes": np.array([f.min_code, f.max_code] * (d // 2), dtype=np.int64),
+        "all_min": np.full(d, f.min_code, dtype=np.int64),
+        "ramp": ramp,
+        "single": np.array([123], dtype=np.int64),
+        "pair": np.array([0, 256], dtype=np.int64),
+    }
+
+
+def error_stats(p: LayerNormParams, n_rows: int = 40, seed: int = 0) -> dict[str, float]:
+    """Max and mean |emulate - reference| (no affine; reference clipped to out_fmt) over
+    random rows of 192, 384 and 768 channels and the named rows."""
+    max_abs, total, count = 0.0, 0.0, 0
+    cases = [random_rows(p, n_rows, d, seed + d) for d in (192, 384, 768) if d <= p.max_len]
+    cases += [row[None, :] for row in standard_cases(p).values()]
+    for rows in cases:
+        y = p.out_fmt.decode(emulate(p, rows))
+        ref = np.clip(reference(p, p.in_fmt.decode(rows)), p.out_fmt.min_value, p.out_fmt.max_value)
+        err = np.abs(y - ref)
+        max_abs = max(max_abs, float(err.max()))
+        total += float(err.sum())
+        count += err.size
+    return {"inputs": count, "max_abs": max_abs, "mean_abs": total / count, "target": 2.0**-7}
+
+
+def param_sweep() -> list[LayerNormParams]:
+    d = LayerNormParams()
+    return [
+        d,
+        d.replace(newton_steps=1),
+        d.replace(rsqrt_bits=4, newton_steps=3, max_len=256),
+        d.replace(eps=1e-5, in_fmt=FixFormat(6, 10)),
+    ]

@@ -1,0 +1,115 @@
+"""LayerNorm golden model: exact statistics, the 1/sqrt unit, error targets, invariances."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from golden import layernorm
+from golden.formats import FixFormat
+from golden.layernorm import LayerNormParams
+
+DEFAULT = LayerNormParams()
+SWEEP = layernorm.param_sweep()
+
+
+def _layernorm_math(x, eps):
+    """LayerNorm with the math module (independent of the NumPy reference)."""
+    d = len(x)
+    mean = math.fsum(x) / d
+    var = math.fsum((v - mean) ** 2 for v in x) / d
+    return [(v - mean) / math.sqrt(var + eps) for v in x]
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"max_len": 1}, ValueError, r"^layernorm max_len must be 2 to 4096, not 1$"),
+        ({"eps": 0.0}, ValueError, r"eps must be in \(0, 1\), not 0\.0"),
+        ({"eps": 1e-12}, ValueError, r"eps=1e-12 rounds to 0 .* raise eps_extra_bits"),
+        ({"eps_extra_bits": 15}, ValueError, r"eps_extra_bits must be even"),
+        ({"newton_steps": 4}, ValueError, r"newton_steps must be 0 to 3, not 4"),
+        ({"rsqrt_fmt": FixFormat(1, 15, False)}, ValueError, r"rsqrt_fmt must have 2 integer"),
+        ({"out_fmt": FixFormat(6, 10, False)}, ValueError, r"out_fmt must be signed"),
+    ],
+)
+def test_params_rejected_with_clear_message(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        LayerNormParams(**kwargs)
+
+
+@pytest.mark.parametrize("p", SWEEP, ids=lambda p: p.name)
+def test_rsqrt_unit_on_every_mantissa(p):
+    f = p.rsqrt_fmt.frac_bits
+    m = np.arange(1 << f, 4 << f)
+    y = np.ldexp(layernorm.rsqrt(p, m).astype(float), -f)
+    rel = np.abs(y * np.sqrt(np.ldexp(m.astype(float), -f)) - 1.0)
+    seed = 1.0 / (1 << (p.rsqrt_bits + 1))  # the 2/(sqrt(lo)+sqrt(hi)) seed near m = 1
+    bound = seed
+    for _ in range(p.newton_steps):
+        bound = 1.5 * bound * bound
+    assert rel.max() <= bound + 4 * 2.0**-f
+
+
+def test_default_meets_2_pow_minus_7():
+    stats = layernorm.error_stats(DEFAULT, n_rows=40, seed=5)
+    assert stats["max_abs"] <= 2.0**-7
+
+
+def test_named_rows_against_math_module():
+    p = DEFAULT
+    for name, row in layernorm.standard_cases(p).items():
+        got = p.out_fmt.decode(layernorm.emulate(p, row))
+        want = np.clip(
+            _layernorm_math(p.in_fmt.decode(row).tolist(), p.eps),
+            p.out_fmt.min_value,
+            p.out_fmt.max_value,
+        )
+        assert np.abs(got - want).max() <= 2.0**-7, name
+
+
+def test_constant_rows_give_exact_zeros():
+    for value in (0, 77, DEFAULT.in_fmt.min_code, DEFAULT.in_fmt.max_code):
+        assert not layernorm.emulate(DEFAULT, np.full(300, value)).any()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 768), st.integers(0, 2**32 - 1), st.integers(-3000, 3000))
+def test_shift_and_permutation_invariance(length, seed, offset):
+    """Statistics are exact, so adding a constant changes nothing and permuting permutes."""
+    rng = np.random.default_rng(seed)
+    row = np.clip(rng.normal(0, 400, length).astype(np.int64), -20000, 20000)
+    base = layernorm.emulate(DEFAULT, row)
+    assert np.array_equal(layernorm.emulate(DEFAULT, row + offset), base)
+    perm = rng.permutation(length)
+    assert np.array_equal(layernorm.emulate(DEFAULT, row[perm]), base[perm])
+
+
+def test_affine_identity_and_error():
+    p = DEFAULT
+    rows = layernorm.random_rows(p, 8, 384, seed=2)
+    one = np.full(384, 1 << p.gamma_fmt.frac_bits)
+    zero = np.zeros(384, dtype=np.int64)
+    assert np.array_equal(layernorm.emulate(p, rows, one, zero), layernorm.emulate(p, rows))
+    rng = np.random.default_rng(3)
+    gamma = p.gamma_fmt.encode(rng.uniform(0.2, 2.0, 384))
+    beta = p.beta_fmt.encode(rng.normal(0, 0.5, 384))
+    got = p.out_fmt.decode(layernorm.emulate(p, rows, gamma, beta))
+    ref = layernorm.reference(
+        p, p.in_fmt.decode(rows), p.gamma_fmt.decode(gamma), p.beta_fmt.decode(beta)
+    )
+    ref = np.clip(ref, p.out_fmt.min_value, p.out_fmt.max_value)
+    assert np.abs(got - ref).max() <= 2.0**-6  # gamma up to 2 doubles the normalised error
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match=r"rows must have length 1 to max_len=1024 .* 2000"):
+        layernorm.emulate(DEFAULT, np.zeros(2000, dtype=np.int64))
+    with pytest.raises(ValueError, match=r"gamma must have one code per channel \(4\)"):
+        layernorm.emulate(DEFAULT, np.zeros(4, dtype=np.int64), np.zeros(3, dtype=np.int64))
+    with pytest.raises(ValueError, match=r"layernorm input code 40000 is outside s8\.8"):
+        layernorm.emulate(DEFAULT, [0, 40000])

@@ -70,6 +70,12 @@ OPERATORS: dict[str, Operator] = {
             "row softmax: Padé exponential, table + Newton reciprocal, no divider",
         ),
         Operator(
+            "layernorm",
+            "LayerNormParams",
+            "LayerNorm",
+            "row LayerNorm: exact statistics, table + Newton 1/sqrt, no divider or sqrt",
+        ),
+        Operator(
             "posit_mac",
             "MacParams",
             "MacEngine",

@@ -40,8 +40,10 @@ class LayerNorm(wiring.Component):
     round(x A - B) * gamma + beta out with back-pressure (two multipliers). So each lane has
     three multipliers.
 
-    With rows of at least ``row_clocks`` elements the block takes and gives one element per
-    clock; shorter rows wait for the per-row unit.
+    With rows of more than ``row_clocks`` elements (160 for the default, so DeiT-T's 192
+    qualifies) the block takes and gives one element per clock indefinitely: R rows of length
+    L take (R + 1) L + ``latency`` - 1 clocks from the first input to the last output. Shorter
+    rows wait for the per-row unit.
 
     Parameters
     ----------
@@ -88,7 +90,7 @@ class LayerNorm(wiring.Component):
             }
         )
 
-    #: ingest statistics pipeline: input register, x^2 (two levels), accumulate
+    #: ingest statistics: input register, x^2 (two levels), then the row's flag
     _STATS_DEPTH = 4
     #: normalising pipeline levels (see elaborate)
     _NORM_DEPTH = 9
@@ -102,7 +104,7 @@ class LayerNorm(wiring.Component):
     def latency(self) -> int:
         """Clocks from a row's last input to its first output (per-row unit idle, no
         back-pressure): the statistics drain, the per-row unit, the normalising pipeline."""
-        return self._STATS_DEPTH + 1 + self.row_clocks + 1 + self._NORM_DEPTH
+        return self._STATS_DEPTH + self.row_clocks + 1 + self._NORM_DEPTH
 
     def elaborate(self, platform):
         m = Module()
@@ -114,14 +116,17 @@ class LayerNorm(wiring.Component):
         width = p.in_fmt.width
 
         m.submodules.x_mem = x_mem = Memory(shape=in_shape, depth=nb << idx_w, init=[])
-        x_wr, x_rd = x_mem.write_port(), x_mem.read_port()
+        x_wr = x_mem.write_port()
+        x_rd = x_mem.read_port()
         one = 1 << p.gamma_fmt.frac_bits
         m.submodules.g_mem = g_mem = Memory(
             shape=fix_shape(p.gamma_fmt), depth=1 << idx_w, init=[one] * (1 << idx_w)
         )
         m.submodules.b_mem = b_mem = Memory(shape=fix_shape(p.beta_fmt), depth=1 << idx_w, init=[])
-        g_wr, g_rd = g_mem.write_port(), g_mem.read_port()
-        b_wr, b_rd = b_mem.write_port(), b_mem.read_port()
+        g_wr = g_mem.write_port()
+        g_rd = g_mem.read_port()
+        b_wr = b_mem.write_port()
+        b_rd = b_mem.read_port()
         m.d.comb += [
             self.affine.ready.eq(1),
             g_wr.addr.eq(self.affine.payload.addr),
@@ -134,10 +139,15 @@ class LayerNorm(wiring.Component):
 
         # bank flags: busy (ingest started .. last output read), stats (S1, S2 known),
         # ready (A, B, shift known)
-        busy, stats, ready = Signal(nb), Signal(nb), Signal(nb)
-        busy_set, busy_clr = Signal(nb), Signal(nb)
-        stats_set, stats_clr = Signal(nb), Signal(nb)
-        ready_set, ready_clr = Signal(nb), Signal(nb)
+        busy = Signal(nb)
+        stats = Signal(nb)
+        ready = Signal(nb)
+        busy_set = Signal(nb)
+        busy_clr = Signal(nb)
+        stats_set = Signal(nb)
+        stats_clr = Signal(nb)
+        ready_set = Signal(nb)
+        ready_clr = Signal(nb)
         m.d.sync += [
             busy.eq((busy & ~busy_clr) | busy_set),
             stats.eq((stats & ~stats_clr) | stats_set),
@@ -391,10 +401,10 @@ class _RowUnit(Elaboratable):
             return f"{order[i + 1]}_load" if i + 1 < len(order) else "shift"
 
         half = 1 << (f - 1)
-        m.d.comb += self.idle.eq(0)
-        with m.FSM():
+        # idle and done are decoded from the state outside the FSM's processes, so they are
+        # continuous assignments (no X in event-driven simulators before the first event)
+        with m.FSM() as fsm:
             with m.State("idle"):
-                m.d.comb += self.idle.eq(1)
                 with m.If(self.start):
                     m.d.sync += [
                         d.eq(self.d),
@@ -447,8 +457,8 @@ class _RowUnit(Elaboratable):
             mult("a", y, d, lambda v: [self.a.eq(v)], "b_load")
             mult("b", mag1, y, lambda v: [self.b.eq(Mux(neg1, -v, v))], "shift")
             with m.State("shift"):  # the constants are all registered: hand them over
-                m.d.comb += self.done.eq(1)
                 m.next = "idle"
+        m.d.comb += [self.idle.eq(fsm.ongoing("idle")), self.done.eq(fsm.ongoing("shift"))]
         return m
 
 

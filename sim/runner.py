@@ -146,6 +146,7 @@ def run(
         "HWGEN_OP": op,
         "HWGEN_PARAMS": json.dumps(params.to_dict()),
         "HWGEN_LATENCY": str(component.latency),
+        "HWGEN_ROW_CLOCKS": str(getattr(component, "row_clocks", 0)),
         "HWGEN_SUMMARY": str(summary),
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }

@@ -1,3 +1,5 @@
+# amaranth: UnusedElaboratable=no
+# (test_component_rejects_wrong_params leaves a half-built component behind on purpose)
 """LayerNorm golden model: exact statistics, the 1/sqrt unit, error targets, invariances."""
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from hypothesis import strategies as st
 from golden import layernorm
 from golden.formats import FixFormat
 from golden.layernorm import LayerNormParams
+from hwgen.layernorm import LayerNorm
+from tests.streamsim import stream_sim
 
 DEFAULT = LayerNormParams()
 SWEEP = layernorm.param_sweep()
@@ -113,3 +117,90 @@ def test_bad_input():
         layernorm.emulate(DEFAULT, np.zeros(4, dtype=np.int64), np.zeros(3, dtype=np.int64))
     with pytest.raises(ValueError, match=r"layernorm input code 40000 is outside s8\.8"):
         layernorm.emulate(DEFAULT, [0, 40000])
+
+
+# -- the component in amaranth.sim ---------------------------------------------------------------
+
+
+def _payloads(rows):
+    return [{"data": int(v), "last": k == len(r) - 1} for r in rows for k, v in enumerate(r)]
+
+
+@pytest.mark.parametrize("p", SWEEP, ids=lambda p: p.name)
+def test_component_equals_emulate_under_backpressure(p):
+    rows = list(layernorm.random_rows(p, 4, min(96, p.max_len), seed=7))
+    rows += [r[: p.max_len] for r in layernorm.standard_cases(p).values()]
+    payloads = _payloads(rows)
+    got, _, _ = stream_sim(LayerNorm(p), payloads, len(payloads), idle=0.3, backpressure=0.4)
+    data = np.array([g.data for g in got])
+    assert np.array_equal(data, np.concatenate([layernorm.emulate(p, r) for r in rows]))
+    firsts = np.concatenate([[1] + [0] * (len(r) - 1) for r in rows])
+    lasts = np.concatenate([[0] * (len(r) - 1) + [1] for r in rows])
+    assert np.array_equal([g.first for g in got], firsts)
+    assert np.array_equal([g.last for g in got], lasts)
+
+
+def test_component_full_rate_and_latency():
+    p = DEFAULT.replace(max_len=256)
+    dut = LayerNorm(p)
+    length = 192
+    assert dut.row_clocks <= length  # DeiT-T's width streams at full rate
+    rows = list(layernorm.random_rows(p, 5, length, seed=1))
+    payloads = _payloads(rows)
+    got, ins, outs = stream_sim(dut, payloads, len(payloads), idle=0.0, backpressure=0.0)
+    assert np.array_equal(
+        [g.data for g in got], np.concatenate([layernorm.emulate(p, r) for r in rows])
+    )
+    assert np.all(np.diff(ins) == 1) and np.all(np.diff(outs) == 1)
+    assert outs[0] - ins[length - 1] == dut.latency
+
+
+def test_affine_port_loads_gamma_and_beta_between_rows():
+    from amaranth.sim import Simulator
+
+    p = DEFAULT.replace(max_len=32)
+    dut = LayerNorm(p)
+    rng = np.random.default_rng(4)
+    rows = list(layernorm.random_rows(p, 3, 32, seed=3))
+    params = [
+        (p.gamma_fmt.encode(rng.uniform(0.2, 2, 32)), p.beta_fmt.encode(rng.normal(0, 1, 32)))
+        for _ in rows
+    ]
+    got = []
+
+    async def testbench(ctx):
+        ctx.set(dut.o.ready, 1)
+        for row, (gamma, beta) in zip(rows, params, strict=True):
+            for addr in range(32):  # load this row's gamma and beta while the block is idle
+                ctx.set(dut.affine.valid, 1)
+                ctx.set(
+                    dut.affine.payload,
+                    {"addr": addr, "gamma": int(gamma[addr]), "beta": int(beta[addr])},
+                )
+                await ctx.tick()
+            ctx.set(dut.affine.valid, 0)
+            sent, out = 0, []
+            while len(out) < len(row):
+                ctx.set(dut.i.valid, sent < len(row))
+                if sent < len(row):
+                    ctx.set(dut.i.payload, {"data": int(row[sent]), "last": sent == len(row) - 1})
+                _, _, i_ready, o_valid, o_payload = await ctx.tick().sample(
+                    dut.i.ready, dut.o.valid, dut.o.payload
+                )
+                sent += int(sent < len(row) and i_ready)
+                if o_valid:
+                    out.append(o_payload.data)
+            ctx.set(dut.i.valid, 0)
+            got.append(out)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+    for out, row, (gamma, beta) in zip(got, rows, params, strict=True):
+        assert out == layernorm.emulate(p, row, gamma, beta).tolist()
+
+
+def test_component_rejects_wrong_params():
+    with pytest.raises(TypeError, match=r"params must be a LayerNormParams"):
+        LayerNorm("default")

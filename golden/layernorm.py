@@ -76,15 +76,16 @@ class LayerNormParams(ParamsBase):
     eps_extra_bits : int
         Guard bits G (even) that resolve eps below the input's squared step. Default 16.
     rsqrt_fmt : FixFormat
-        m in [1, 4) and y = 1/sqrt(m) in (0.5, 1]. Default u2.14 (y keeps 14 fractional bits,
-        so A = D y fits a 25-bit DSP operand for max_len 1024).
+        m in [1, 4) and y = 1/sqrt(m) in (0.5, 1]. Default u2.13: y keeps 13 fractional bits,
+        so A = D y < 2^24 for max_len 1024 and x * A is one 25 x 18 DSP48 product.
     rsqrt_bits : int
         The seed table has 3 * 2**(rsqrt_bits - 1) entries over [1, 4). Default 6 (96).
     newton_steps : int
         0 to 3. Default 1 (1.97e-3 max error; a second step adds nothing at 14 fractional
         bits and costs the sequential per-row unit 49 clocks).
     norm_fmt : FixFormat
-        The normalised value before the affine step. Default s6.14.
+        The normalised value before the affine step. Default s6.12: 18 bits, so z * gamma is
+        one 18 x 18 DSP product.
     """
 
     op = "layernorm"
@@ -96,10 +97,10 @@ class LayerNormParams(ParamsBase):
     gamma_fmt: FixFormat = FixFormat(5, 11)
     beta_fmt: FixFormat = FixFormat(5, 11)
     eps_extra_bits: int = 16
-    rsqrt_fmt: FixFormat = FixFormat(2, 14, signed=False)
+    rsqrt_fmt: FixFormat = FixFormat(2, 13, signed=False)
     rsqrt_bits: int = 6
     newton_steps: int = 1
-    norm_fmt: FixFormat = FixFormat(6, 14)
+    norm_fmt: FixFormat = FixFormat(6, 12)
 
     def __post_init__(self):
         op = "layernorm"

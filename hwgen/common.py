@@ -9,12 +9,32 @@ from amaranth.lib import stream
 
 from golden.formats import FixFormat
 
-__all__ = ["fix_shape", "Stages", "Levels", "StallPipeline"]
+__all__ = ["fix_shape", "saturate", "Stages", "Levels", "StallPipeline"]
 
 
 def fix_shape(fmt: FixFormat) -> Shape:
     """The Amaranth shape of a :class:`~golden.formats.FixFormat` word (its raw code)."""
     return signed(fmt.width) if fmt.signed else unsigned(fmt.width)
+
+
+def saturate(value, fmt: FixFormat):
+    """``value`` clamped into ``fmt`` (combinational, no adder).
+
+    A signed value is in range when every bit above the format's sign bit equals it, so the
+    test is an AND / OR reduction instead of two wide comparisons.
+    """
+    from amaranth.hdl import Mux
+
+    width = fmt.width
+    if not value.shape().signed:
+        if len(value) <= width:
+            return value
+        return Mux(value[width:].any(), fmt.max_code, value[:width])
+    if len(value) <= width:
+        return value
+    top = value[width - 1 :]
+    in_range = top.all() | ~top.any()
+    return Mux(in_range, value[:width], Mux(value[-1], fmt.min_code, fmt.max_code))
 
 
 class Stages:

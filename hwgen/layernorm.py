@@ -15,9 +15,12 @@ from amaranth.lib.wiring import In, Out
 from golden import layernorm as golden_ln
 from golden.layernorm import LayerNormParams
 
-from .common import Levels, Stages, StallPipeline, fix_shape
+from .common import Levels, Stages, StallPipeline, fix_shape, saturate
 
 __all__ = ["LayerNorm"]
+
+#: Bits of A multiplied in a DSP block (17: an unsigned operand of an 18 x 18 signed DSP).
+_A_LO_BITS = 17
 
 #: Logit banks: a bank holds its row from the first input to the last output read, about
 #: 2 L + 180 clocks, so four keep rows of 180 or more elements at one element per clock.
@@ -93,7 +96,7 @@ class LayerNorm(wiring.Component):
     #: ingest statistics: input register, x^2 (two levels), then the row's flag
     _STATS_DEPTH = 4
     #: normalising pipeline levels (see elaborate)
-    _NORM_DEPTH = 9
+    _NORM_DEPTH = 12
 
     @property
     def row_clocks(self) -> int:
@@ -209,7 +212,13 @@ class LayerNorm(wiring.Component):
         # ---- per-row unit ---------------------------------------------------------------------
         b_a = Array(Signal(unsigned(_a_width(p)), name=f"a_{b}") for b in range(nb))
         b_b = Array(Signal(signed(_b_width(p)), name=f"b_{b}") for b in range(nb))
-        b_shift = Array(Signal(signed(8), name=f"shift_{b}") for b in range(nb))
+        # the output shift, decoded: right by (shift - 1) then round, or left by -shift
+        lo_shift, hi_shift = _shift_range(p)
+        right_w = max(1, (hi_shift - 1).bit_length())
+        left_w = max(1, (-lo_shift).bit_length())
+        b_right_m1 = Array(Signal(right_w, name=f"right_m1_{b}") for b in range(nb))
+        b_left = Array(Signal(left_w, name=f"left_{b}") for b in range(nb))
+        b_is_right = Array(Signal(name=f"is_right_{b}") for b in range(nb))
         r_bank = Signal(range(nb))
         unit = _RowUnit(p)
         m.submodules.row_unit = unit
@@ -225,7 +234,9 @@ class LayerNorm(wiring.Component):
             m.d.sync += [
                 b_a[r_bank].eq(unit.a),
                 b_b[r_bank].eq(unit.b),
-                b_shift[r_bank].eq(unit.shift),
+                b_right_m1[r_bank].eq(Mux(unit.shift > 0, unit.shift - 1, 0)),
+                b_left[r_bank].eq(Mux(unit.shift < 0, -unit.shift, 0)),
+                b_is_right[r_bank].eq(unit.shift > 0),
                 r_bank.eq(r_bank + 1),
             ]
             m.d.comb += ready_set.eq(_onehot(r_bank, nb))
@@ -256,42 +267,72 @@ class LayerNorm(wiring.Component):
         nl = Levels(pipe, "norm")
         # 1: the read ports' data registers load with the pipeline; the row constants beside
         s = nl.next(
-            first=d_j == 0, last=d_last, a=b_a[d_bank], b=b_b[d_bank], shift=b_shift[d_bank]
+            first=d_j == 0,
+            last=d_last,
+            a=b_a[d_bank],
+            b=b_b[d_bank],
+            right_m1=b_right_m1[d_bank],
+            left=b_left[d_bank],
+            is_right=b_is_right[d_bank],
         )
         tags = dict(first=s.first, last=s.last)
         # 2: block-RAM output registers
-        s = nl.next(x=x_rd.data, g=g_rd.data, beta=b_rd.data, a=s.a, b=s.b, shift=s.shift, **tags)
+        sh = dict(right_m1=s.right_m1, left=s.left, is_right=s.is_right)
+        s = nl.next(x=x_rd.data, g=g_rd.data, beta=b_rd.data, a=s.a, b=s.b, **sh, **tags)
         tags = dict(first=s.first, last=s.last)
-        # 3, 4: x * A (one multiplier), then - B: (D x - S1) y exactly
-        s = nl.next(prod=s.x * s.a, b=s.b, shift=s.shift, g=s.g, beta=s.beta, **tags)
+        # 3 .. 6: x * A - B = (D x - S1) y exactly. The low 17 bits of A go through one
+        # DSP-sized multiplier; its few high bits are shift-and-add terms in LUTs, summed
+        # over two levels, so no clock holds a DSP followed by a wide adder.
+        lo = _A_LO_BITS
+        a_lo = s.a[:lo]
+        a_hi = s.a[lo:]
+        terms = [Mux(a_hi[i], s.x << i, 0) for i in range(len(a_hi))]
+        pairs = {
+            f"h{k}": terms[k] + terms[k + 1] if k + 1 < len(terms) else terms[k]
+            for k in range(0, len(terms), 2)
+        }
+        sh = dict(right_m1=s.right_m1, left=s.left, is_right=s.is_right)
+        s = nl.next(p_lo=s.x * a_lo, **pairs, b=s.b, g=s.g, beta=s.beta, **sh, **tags)
         tags = dict(first=s.first, last=s.last)
-        s = nl.next(num=s.prod - s.b, shift=s.shift, g=s.g, beta=s.beta, **tags)
+        hsum = sum((getattr(s, k) for k in pairs), Const(0, 1))
+        sh = dict(right_m1=s.right_m1, left=s.left, is_right=s.is_right)
+        s = nl.next(p_lo=s.p_lo, hsum=hsum, b=s.b, g=s.g, beta=s.beta, **sh, **tags)
         tags = dict(first=s.first, last=s.last)
-        # 5: to norm_fmt: round half up (shift > 0) or exact left shift (shift <= 0)
-        right = Mux(s.shift > 0, s.shift, 1).as_unsigned()[:7]
-        left = Mux(s.shift < 0, -s.shift, 0).as_unsigned()[:7]
-        right_m1 = (right - 1).as_unsigned()[:7]  # right >= 1
-        rounded = ((s.num >> right_m1) + 1) >> 1  # = (num + 2^(right-1)) >> right
-        z_val = Mux(s.shift > 0, rounded, s.num << left)
-        s = nl.next(z=z_val, g=s.g, beta=s.beta, **tags)
+        sh = dict(right_m1=s.right_m1, left=s.left, is_right=s.is_right)
+        s = nl.next(prod=s.p_lo + (s.hsum << lo), b=s.b, g=s.g, beta=s.beta, **sh, **tags)
         tags = dict(first=s.first, last=s.last)
-        # 6: saturate to norm_fmt
+        sh = dict(right_m1=s.right_m1, left=s.left, is_right=s.is_right)
+        s = nl.next(num=s.prod - s.b, g=s.g, beta=s.beta, **sh, **tags)
+        tags = dict(first=s.first, last=s.last)
+        # 7: to norm_fmt, round half up (shift > 0: (num >> (shift - 1) + 1) >> 1) or exact
+        # left shift (shift <= 0, rows of fewer than four elements); both amounts come
+        # decoded from the per-row unit, so this level is only the barrel shifters
+        s = nl.next(
+            pre_r=s.num >> s.right_m1,
+            pre_l=s.num << s.left,
+            is_right=s.is_right,
+            g=s.g,
+            beta=s.beta,
+            **tags,
+        )
+        tags = dict(first=s.first, last=s.last)
+        # 8: the rounding add and the choice
+        s = nl.next(z=Mux(s.is_right, (s.pre_r + 1) >> 1, s.pre_l), g=s.g, beta=s.beta, **tags)
+        tags = dict(first=s.first, last=s.last)
+        # 9: saturate to norm_fmt
         zf = p.norm_fmt
-        z_sat = Mux(s.z > zf.max_code, zf.max_code, Mux(s.z < zf.min_code, zf.min_code, s.z))
-        s = nl.next(z=(z_sat, fix_shape(zf)), g=s.g, beta=s.beta, **tags)
+        s = nl.next(z=(saturate(s.z, zf), fix_shape(zf)), g=s.g, beta=s.beta, **tags)
         tags = dict(first=s.first, last=s.last)
-        # 7, 8: z * gamma (one multiplier) + beta, aligned
+        # 10, 11: z * gamma (one multiplier) + beta, aligned
         frac = zf.frac_bits + p.gamma_fmt.frac_bits
         s = nl.next(zg=s.z * s.g, beta=s.beta, **tags)
         tags = dict(first=s.first, last=s.last)
         s = nl.next(acc=s.zg + (s.beta << (frac - p.beta_fmt.frac_bits)), **tags)
         tags = dict(first=s.first, last=s.last)
-        # 9: round half up to out_fmt, saturate
+        # 12: round half up to out_fmt, saturate
         sh = frac - p.out_fmt.frac_bits
         y = (s.acc + (1 << (sh - 1))) >> sh
-        of = p.out_fmt
-        y_sat = Mux(y > of.max_code, of.max_code, Mux(y < of.min_code, of.min_code, y))
-        s = nl.next(y=(y_sat, fix_shape(of)), **tags)
+        s = nl.next(y=(saturate(y, p.out_fmt), fix_shape(p.out_fmt)), **tags)
         assert nl.depth == self._NORM_DEPTH
         m.d.comb += [
             self.o.payload.data.eq(s.y),
@@ -301,8 +342,22 @@ class LayerNorm(wiring.Component):
         return m
 
 
+def _shift_range(p: LayerNormParams) -> tuple[int, int]:
+    """Smallest and largest output shift k + f - G/2 - norm_frac over all rows."""
+    w = p.in_fmt.width
+    e = p.eps_code
+    w_min = e  # one element, zero variance
+    w_max = p.max_len**2 * (1 << (2 * w - 2 + p.eps_extra_bits)) + p.max_len**2 * e
+    offset = p.rsqrt_fmt.frac_bits - p.eps_extra_bits // 2 - p.norm_fmt.frac_bits
+    return (
+        (w_min.bit_length() - 1) // 2 + offset,
+        (w_max.bit_length() - 1) // 2 + offset,
+    )
+
+
 def _a_width(p: LayerNormParams) -> int:
-    return p.max_len.bit_length() + p.rsqrt_fmt.width
+    # A = D y with y <= 1.0
+    return (p.max_len << p.rsqrt_fmt.frac_bits).bit_length()
 
 
 def _b_width(p: LayerNormParams) -> int:
@@ -320,10 +375,10 @@ class _RowUnit(Elaboratable):
     A small state machine runs the multiplications of :func:`golden.layernorm._row_constants`
     on one shared shift-and-add multiplier (LUTs and a carry chain, no DSP): each takes one
     clock to load and one clock per bit of its shorter operand, plus one to hand the product
-    on; W, its leading one, the mantissa, the seed and the shift take one clock each.
+    on; W, its leading one (two clocks), the mantissa, the seed and the hand-over one each.
     """
 
-    GLUE_STATES = 5  # W, leading one, mantissa, seed, shift and done
+    GLUE_STATES = 6  # W, leading one (two), mantissa, seed, hand-over
 
     def __init__(self, p: LayerNormParams):
         self.p = p
@@ -419,14 +474,24 @@ class _RowUnit(Elaboratable):
             mult("dde", p3, Const(p.eps_code), lambda v: [p4.eq(v)], "w")
             with m.State("w"):
                 m.d.sync += w_val.eq(((p1 - p2) << g) + p4)
+                m.next = "lod_group"
+            # leading one of W in two clocks: the highest nonzero 8-bit group, then the
+            # highest one inside it; k = (bit_length(W) - 1) // 2 so that W = 2^(2k) m
+            n_groups = -(-len(w_val) // 8)
+            group = Signal(range(n_groups), name="lod_group")
+            group_bits = Signal(8, name="lod_group_bits")
+            with m.State("lod_group"):
+                for index in range(n_groups):
+                    chunk = w_val[8 * index : 8 * index + 8]
+                    with m.If(chunk.any()):
+                        m.d.sync += [group.eq(index), group_bits.eq(chunk)]
                 m.next = "lod"
             with m.State("lod"):
-                # W = 2^(2k) m: k = (bit_length(W) - 1) // 2
-                top = Signal(range(len(w_val)), name="w_top")
-                for bit in range(len(w_val)):
-                    with m.If(w_val[bit]):
-                        m.d.comb += top.eq(bit)
-                m.d.sync += k.eq(top >> 1)
+                low = Signal(3, name="lod_low")
+                for bit in range(8):
+                    with m.If(group_bits[bit]):
+                        m.d.comb += low.eq(bit)
+                m.d.sync += k.eq(Cat(low, group) >> 1)
                 m.next = "mant"
             with m.State("mant"):
                 m.d.sync += [

@@ -43,11 +43,12 @@ import numpy as np
 import torch
 
 from . import gelu as gelu_model
+from . import layernorm as layernorm_model
 from . import posit_mac, quant
 from . import softmax as softmax_model
 from .formats import FixFormat
 
-__all__ = ["Softmax", "GELU", "MacLinear"]
+__all__ = ["Softmax", "GELU", "LayerNorm", "MacLinear"]
 
 
 def _through(fn, x: torch.Tensor, in_fmt, out_fmt) -> torch.Tensor:
@@ -82,6 +83,70 @@ class Softmax(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, params={self.params.name}"
+
+
+class LayerNorm(torch.nn.Module):
+    """Drop-in for :class:`torch.nn.LayerNorm` computing through
+    :func:`golden.layernorm.emulate`.
+
+    Same constructor and parameters (``weight``, ``bias``), so a torch LayerNorm's state dict
+    loads unchanged. gamma and beta are quantized to ``gamma_fmt`` / ``beta_fmt`` (saturating)
+    as the hardware's parameter memory would hold them; ``eps`` replaces ``params.eps``.
+
+    Parameters
+    ----------
+    normalized_shape : int or tuple of one int
+        The channel count (the hardware normalises over the last axis only).
+    eps : float
+        Added to the variance.
+    elementwise_affine : bool
+        Learnable gamma and beta, as in torch.
+    params : LayerNormParams, optional
+        The hardware configuration (default: ``LayerNormParams()``).
+    """
+
+    def __init__(
+        self,
+        normalized_shape,
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+        params: layernorm_model.LayerNormParams | None = None,
+    ):
+        super().__init__()
+        shape = (
+            (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        )
+        if len(shape) != 1:
+            raise ValueError(
+                f"golden.nn.LayerNorm normalises over the last axis only; "
+                f"normalized_shape must be one int, not {normalized_shape!r}"
+            )
+        self.normalized_shape = shape
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        base = params if params is not None else layernorm_model.LayerNormParams()
+        self.params = base.replace(eps=eps)
+        if elementwise_affine:
+            self.weight = torch.nn.Parameter(torch.ones(shape))
+            self.bias = torch.nn.Parameter(torch.zeros(shape)) if bias else None
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.params
+        gamma = beta = None
+        if self.weight is not None:
+            gamma = p.gamma_fmt.encode(self.weight.detach().to("cpu", torch.float64).numpy())
+        if self.bias is not None:
+            beta = p.beta_fmt.encode(self.bias.detach().to("cpu", torch.float64).numpy())
+        return _through(
+            lambda c: layernorm_model.emulate(p, c, gamma, beta), x, p.in_fmt, p.out_fmt
+        )
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, params={self.params.name}"
 
 
 class GELU(torch.nn.Module):

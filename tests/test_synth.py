@@ -85,3 +85,16 @@ def test_default_softmax_meets_120_mhz_on_ecp5(tmp_path):
     ecp5 = result["families"]["ecp5"]
     assert ecp5["fmax_mhz"] >= 120.0
     assert ecp5["bram"] >= 2  # the row banks are block RAM, not flip-flops
+
+
+def test_layernorm_three_dsps_per_lane_and_120_mhz(tmp_path):
+    from golden.layernorm import LayerNormParams
+
+    p = LayerNormParams()
+    src = ops.write_verilog("layernorm", p, tmp_path).path
+    result = synth.synthesize(
+        src, p.name, tmp_path, families=("xc7", "ecp5"), fmax_mhz_target=120.0
+    )
+    assert result["families"]["xc7"]["dsp"] <= 3
+    assert result["families"]["ecp5"]["dsp"] <= 3
+    assert result["families"]["ecp5"]["fmax_mhz"] >= 120.0

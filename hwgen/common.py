@@ -9,7 +9,7 @@ from amaranth.lib import stream
 
 from golden.formats import FixFormat
 
-__all__ = ["fix_shape", "saturate", "Stages", "Levels", "StallPipeline"]
+__all__ = ["fix_shape", "saturate", "onehot", "valid_chain", "Stages", "Levels", "StallPipeline"]
 
 
 def fix_shape(fmt: FixFormat) -> Shape:
@@ -35,6 +35,22 @@ def saturate(value, fmt: FixFormat):
     top = value[width - 1 :]
     in_range = top.all() | ~top.any()
     return Mux(in_range, value[:width], Mux(value[-1], fmt.min_code, fmt.max_code))
+
+
+def onehot(index, n: int):
+    """An ``n``-bit value with only bit ``index`` set (combinational)."""
+    from amaranth.hdl import Const
+
+    return (Const(1, n) << index)[:n]
+
+
+def valid_chain(m: Module, valid, n: int, name: str) -> Signal:
+    """``valid`` delayed by ``n`` registers that reset to 0 (a free-running pipeline's)."""
+    for k in range(n):
+        nxt = Signal(name=f"{name}{k + 1}")
+        m.d.sync += nxt.eq(valid)
+        valid = nxt
+    return valid
 
 
 class Stages:

@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 from golden import layernorm as golden_ln
 from golden.layernorm import LayerNormParams
 
-from .common import Levels, Stages, StallPipeline, fix_shape, saturate
+from .common import Levels, Stages, StallPipeline, fix_shape, onehot, saturate, valid_chain
 
 __all__ = ["LayerNorm"]
 
@@ -25,10 +25,6 @@ _A_LO_BITS = 17
 #: Logit banks: a bank holds its row from the first input to the last output read, about
 #: 2 L + 180 clocks, so four keep rows of 180 or more elements at one element per clock.
 _BANKS = 4
-
-
-def _onehot(index, n: int):
-    return (Const(1, n) << index)[:n]
 
 
 class LayerNorm(wiring.Component):
@@ -176,7 +172,7 @@ class LayerNorm(wiring.Component):
         ]
         with m.If(take):
             with m.If(row_end):
-                m.d.comb += busy_set.eq(_onehot(a_bank, nb))
+                m.d.comb += busy_set.eq(onehot(a_bank, nb))
                 m.d.sync += [a_idx.eq(0), a_bank.eq(a_bank + 1)]
             with m.Else():
                 m.d.sync += a_idx.eq(a_idx + 1)
@@ -193,7 +189,7 @@ class LayerNorm(wiring.Component):
         s = sl.mul(
             {"sq": (s.mag, s.mag)}, x=s.x, first=s.first, last=s.last, idx=s.idx, bank=s.bank
         )
-        v = _valid_chain(m, take, sl.depth, "stats_valid")
+        v = valid_chain(m, take, sl.depth, "stats_valid")
         acc1 = Signal(signed(s1_w))
         acc2 = Signal(unsigned(s2_w))
         next1 = Mux(s.first, 0, acc1) + s.x
@@ -206,7 +202,7 @@ class LayerNorm(wiring.Component):
                     b_s2[s.bank].eq(next2),
                     b_end[s.bank].eq(s.idx),
                 ]
-                m.d.comb += stats_set.eq(_onehot(s.bank, nb))
+                m.d.comb += stats_set.eq(onehot(s.bank, nb))
         assert sl.depth + 1 == self._STATS_DEPTH
 
         # ---- per-row unit ---------------------------------------------------------------------
@@ -229,7 +225,7 @@ class LayerNorm(wiring.Component):
             unit.d.eq(b_end[r_bank] + 1),
         ]
         with m.If(unit.start):
-            m.d.comb += stats_clr.eq(_onehot(r_bank, nb))
+            m.d.comb += stats_clr.eq(onehot(r_bank, nb))
         with m.If(unit.done):
             m.d.sync += [
                 b_a[r_bank].eq(unit.a),
@@ -239,7 +235,7 @@ class LayerNorm(wiring.Component):
                 b_is_right[r_bank].eq(unit.shift > 0),
                 r_bank.eq(r_bank + 1),
             ]
-            m.d.comb += ready_set.eq(_onehot(r_bank, nb))
+            m.d.comb += ready_set.eq(onehot(r_bank, nb))
 
         # ---- normalise and emit ------------------------------------------------------------
         d_bank = Signal(range(nb))
@@ -260,7 +256,7 @@ class LayerNorm(wiring.Component):
         ]
         with m.If(src.valid & src.ready):
             with m.If(d_last):
-                m.d.comb += [ready_clr.eq(_onehot(d_bank, nb)), busy_clr.eq(_onehot(d_bank, nb))]
+                m.d.comb += [ready_clr.eq(onehot(d_bank, nb)), busy_clr.eq(onehot(d_bank, nb))]
                 m.d.sync += [d_j.eq(0), d_bank.eq(d_bank + 1)]
             with m.Else():
                 m.d.sync += d_j.eq(d_j + 1)
@@ -525,11 +521,3 @@ class _RowUnit(Elaboratable):
                 m.next = "idle"
         m.d.comb += [self.idle.eq(fsm.ongoing("idle")), self.done.eq(fsm.ongoing("shift"))]
         return m
-
-
-def _valid_chain(m: Module, valid, n: int, name: str) -> Signal:
-    for k in range(n):
-        nxt = Signal(name=f"{name}{k + 1}")
-        m.d.sync += nxt.eq(valid)
-        valid = nxt
-    return valid

@@ -16,7 +16,7 @@ from amaranth.lib.wiring import In, Out
 from golden import softmax as golden_softmax
 from golden.softmax import PadeOrder, SoftmaxParams
 
-from .common import Levels, Stages, StallPipeline, fix_shape
+from .common import Levels, Stages, StallPipeline, fix_shape, onehot, valid_chain
 
 __all__ = ["Softmax", "recip_levels"]
 
@@ -64,10 +64,6 @@ def _exp_depth(p: SoftmaxParams) -> int:
 #: 2 L + 30 clocks, so three are needed to keep rows of length L >= 30 at one element per clock;
 #: four make the bank pointer a plain 2-bit counter and cost no extra block RAM at 256 x 19 bits.
 _E_BANKS = 4
-
-
-def _onehot(index, n: int):
-    return (Const(1, n) << index)[:n]
 
 
 class Softmax(wiring.Component):
@@ -211,7 +207,7 @@ class Softmax(wiring.Component):
         m.d.comb += x_rd.addr.eq(Cat(b_j, b_bank))
         with m.If(issue):
             with m.If(b_j == 0):
-                m.d.comb += busy_set.eq(_onehot(eb_bank, nb))
+                m.d.comb += busy_set.eq(onehot(eb_bank, nb))
             with m.If(b_last):
                 m.d.comb += x_clr.eq(Mux(b_bank, 0b10, 0b01))
                 m.d.sync += [b_j.eq(0), b_bank.eq(~b_bank), eb_bank.eq(eb_bank + 1)]
@@ -233,7 +229,7 @@ class Softmax(wiring.Component):
         e_val = self._exp_datapath(lv, x_rd.data, max_t, p, tb)
         assert lv.depth == _exp_depth(p), (lv.depth, _exp_depth(p))
         tags = {k: st.delay(v, lv.depth, f"exp_{k}") for k, v in tags.items()}
-        tags["valid"] = _valid_chain(m, valid, lv.depth, "exp_valid")
+        tags["valid"] = valid_chain(m, valid, lv.depth, "exp_valid")
 
         # exp results: store, sum, hand the row on
         acc = Signal(sum_shape)
@@ -250,13 +246,13 @@ class Softmax(wiring.Component):
                     e_end[tags["bank"]].eq(tags["idx"]),
                     e_sum[tags["bank"]].eq(acc_next),
                 ]
-                m.d.comb += sum_set.eq(_onehot(tags["bank"], nb))
+                m.d.comb += sum_set.eq(onehot(tags["bank"], nb))
 
         # ---- 1/S once per row ---------------------------------------------------------------
         r_bank = Signal(range(nb))
         launch = e_summed.bit_select(r_bank, 1)
         with m.If(launch):
-            m.d.comb += sum_clr.eq(_onehot(r_bank, nb))
+            m.d.comb += sum_clr.eq(onehot(r_bank, nb))
             m.d.sync += r_bank.eq(r_bank + 1)
         rl = Levels(Stages(m), "rcp")
         s = rl.next(sum=e_sum[r_bank], bank=r_bank)
@@ -270,12 +266,12 @@ class Softmax(wiring.Component):
         s = rl.next(mant=((s.sum << fm) >> s.k, unsigned(fm + 1)), k=s.k, bank=s.bank)
         s = recip_levels(rl, s.mant, p, k=s.k, bank=s.bank)
         assert rl.depth == self._SUM_PRE + recip_depth(p)
-        rcp_valid = _valid_chain(m, launch, rl.depth, "rcp_valid")
+        rcp_valid = valid_chain(m, launch, rl.depth, "rcp_valid")
         shift_val = Signal(7, name="rcp_shift")  # >= 0 by SoftmaxParams' validation
         m.d.comb += shift_val.eq(s.k + (p.recip_fmt.frac_bits - p.out_fmt.frac_bits - 1))
         with m.If(rcp_valid):
             m.d.sync += [e_inv[s.bank].eq(s.y), e_shift[s.bank].eq(shift_val)]
-            m.d.comb += rdy_set.eq(_onehot(s.bank, nb))
+            m.d.comb += rdy_set.eq(onehot(s.bank, nb))
 
         # ---- normalise and emit, with back-pressure ------------------------------------------
         d_bank = Signal(range(nb))
@@ -292,7 +288,7 @@ class Softmax(wiring.Component):
         ]
         with m.If(src.valid & src.ready):
             with m.If(d_last):
-                m.d.comb += [rdy_clr.eq(_onehot(d_bank, nb)), busy_clr.eq(_onehot(d_bank, nb))]
+                m.d.comb += [rdy_clr.eq(onehot(d_bank, nb)), busy_clr.eq(onehot(d_bank, nb))]
                 m.d.sync += [d_j.eq(0), d_bank.eq(d_bank + 1)]
             with m.Else():
                 m.d.sync += d_j.eq(d_j + 1)
@@ -352,12 +348,3 @@ class Softmax(wiring.Component):
         rounded = (s.pre + 1) >> 1
         e_sat = Mux(rounded > p.exp_fmt.max_code, p.exp_fmt.max_code, rounded)
         return lv.next(e=(Mux(s.flush, 0, e_sat), fix_shape(p.exp_fmt))).e
-
-
-def _valid_chain(m: Module, valid, n: int, name: str) -> Signal:
-    """``valid`` delayed by ``n`` registers that reset to 0."""
-    for k in range(n):
-        nxt = Signal(name=f"{name}{k + 1}")
-        m.d.sync += nxt.eq(valid)
-        valid = nxt
-    return valid

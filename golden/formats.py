@@ -376,7 +376,7 @@ def _posit_value(code: int, n: int, es: int) -> float:
 # -- rounding and saturation helpers ----------------------------------------------------------
 
 
-def shift_round_half_up(v, shift: int) -> np.ndarray:
+def shift_round_half_up(v, shift) -> np.ndarray:
     """Divide integers by ``2**shift`` rounding to nearest, ties towards +infinity.
 
     This is "add half an LSB, then drop bits": one adder in hardware. ``shift <= 0`` is an
@@ -384,11 +384,23 @@ def shift_round_half_up(v, shift: int) -> np.ndarray:
 
     >>> shift_round_half_up([5, 6, 7, -5, -6, -7], 2).tolist()   # /4: 1.25 1.5 1.75 ...
     [1, 2, 2, -1, -1, -2]
+
+    ``shift`` may also be an array (one shift per element, broadcast against ``v``):
+
+    >>> shift_round_half_up([6, 6, 6], [2, 0, -1]).tolist()
+    [2, 6, 12]
     """
     v = np.asarray(v, dtype=np.int64)
-    if shift <= 0:
-        return v << -shift
-    return (v + (1 << (shift - 1))) >> shift
+    if np.ndim(shift) == 0:
+        shift = int(shift)
+        if shift <= 0:
+            return v << -shift
+        return (v + (1 << (shift - 1))) >> shift
+    shift = np.asarray(shift, dtype=np.int64)
+    right = np.maximum(shift, 1)
+    return np.where(
+        shift > 0, (v + (np.int64(1) << (right - 1))) >> right, v << np.maximum(-shift, 0)
+    )
 
 
 def shift_round_half_even(v, shift: int) -> np.ndarray:

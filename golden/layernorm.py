@@ -244,11 +244,7 @@ def emulate(p: LayerNormParams, codes, gamma_codes=None, beta_codes=None) -> np.
     # (D X - S1) 2^-F / sqrt(W 2^-(2F+G)) = prod 2^(G/2 - k - rsqrt_frac): to norm_fmt units
     fz = p.norm_fmt.frac_bits
     shift = k + p.rsqrt_fmt.frac_bits - p.eps_extra_bits // 2 - fz
-    right = np.maximum(shift, 1)
-    z = np.where(
-        shift > 0, (prod + (np.int64(1) << (right - 1))) >> right, prod << np.maximum(-shift, 0)
-    )
-    z = saturate(z, p.norm_fmt)
+    z = saturate(shift_round_half_up(prod, shift), p.norm_fmt)
     frac = fz
     acc = z
     if gamma is not None:

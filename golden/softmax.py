@@ -272,7 +272,7 @@ def _exp(p: SoftmaxParams, t) -> np.ndarray:
     y = recip(p, den)
     flushed = z > p.flush_shift
     shift = fp + fy - fe + np.where(flushed, 0, z)
-    e = saturate(shift_round_half_up_var(num * y, shift), p.exp_fmt)
+    e = saturate(shift_round_half_up(num * y, shift), p.exp_fmt)
     return np.where(flushed, 0, e)
 
 
@@ -297,7 +297,7 @@ def emulate(p: SoftmaxParams, codes) -> np.ndarray:
     m = np.where(k >= fm, s >> np.maximum(k - fm, 0), s << np.maximum(fm - k, 0))
     y = recip(p, m)
     shift = p.recip_fmt.frac_bits + k - p.out_fmt.frac_bits
-    return saturate(shift_round_half_up_var(e * y, shift), p.out_fmt)
+    return saturate(shift_round_half_up(e * y, shift), p.out_fmt)
 
 
 def _bit_length(v) -> np.ndarray:
@@ -306,13 +306,6 @@ def _bit_length(v) -> np.ndarray:
     for b in range(63):
         out = np.where(v >> b != 0, b + 1, out)
     return out
-
-
-def shift_round_half_up_var(v, shift) -> np.ndarray:
-    """Like :func:`~golden.formats.shift_round_half_up` with a per-element shift >= 1."""
-    v = np.asarray(v, dtype=np.int64)
-    shift = np.asarray(shift, dtype=np.int64)
-    return (v + (np.int64(1) << (shift - 1))) >> shift
 
 
 def reference(p: SoftmaxParams, x) -> np.ndarray:

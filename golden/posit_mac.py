@@ -42,6 +42,7 @@ __all__ = [
     "MacTables",
     "tables",
     "emulate",
+    "emulate_matmul",
     "reference",
     "param_sweep",
     "synth_sweep",
@@ -262,6 +263,38 @@ def emulate(p: MacParams, w_codes, a_codes, w_is_posit=None) -> np.ndarray:
     fmt = _formats(p, w_is_posit, w.shape)
     w_int = t.w_int[fmt.astype(np.int64), w]
     return (w_int * a).sum(axis=-1)
+
+
+def emulate_matmul(p: MacParams, w_codes, a_codes, w_is_posit=None) -> np.ndarray:
+    """:func:`emulate` for a weight matrix against many activation vectors, as one matmul.
+
+    ``w_codes`` (and ``w_is_posit``) are ``[out, in]``, ``a_codes`` is ``[..., in]``; returns
+    the accumulator codes ``[..., out]``, equal to ``emulate(p, w, a[..., None, :], mask)``:
+    the same per-weight integers ``tables(p).w_int`` times the activation codes, summed
+    exactly. The sum runs in float64, exact because every partial sum stays below 2**53
+    (checked from the operand ranges), which is what makes a DeiT forward pass affordable.
+    """
+    t = tables(p)
+    w = _check_patterns(w_codes, "weight pattern")
+    if w.ndim != 2:
+        raise ValueError(f"weights must be one [out, in] matrix, not shape {w.shape}")
+    if p.mode is MacMode.POSIT:
+        a = t.a_int[_check_patterns(a_codes, "activation pattern")]
+    else:
+        a = p.act_fmt.check_codes(a_codes, "activation code")
+    if a.ndim == 0 or a.shape[-1] != w.shape[1]:
+        raise ValueError(f"activations {a.shape} need {w.shape[1]} terms on the last axis")
+    if w.shape[1] > p.max_terms:
+        raise ValueError(
+            f"dot products need 1 to max_terms={p.max_terms} terms, not {w.shape[1]}; "
+            "raise max_terms"
+        )
+    w_int = t.w_int[_formats(p, w_is_posit, w.shape).astype(np.int64), w]
+    bound = int(np.abs(w_int).max(initial=0)) * int(np.abs(a).max(initial=0)) * w.shape[1]
+    if bound >= 2**53:
+        raise ValueError("dot products too large for the float64 matmul; use emulate()")
+    acc = a.astype(np.float64) @ w_int.T.astype(np.float64)
+    return acc.astype(np.int64)
 
 
 def reference(p: MacParams, w_codes, a_codes, w_is_posit=None) -> np.ndarray:

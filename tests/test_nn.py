@@ -61,3 +61,153 @@ def test_layernorm_loads_torch_state_dict_and_equals_emulate():
 def test_layernorm_rejects_multi_axis_shapes():
     with pytest.raises(ValueError, match=r"normalized_shape must be one int"):
         nn.LayerNorm((4, 8))
+
+
+# -- scale policies ------------------------------------------------------------------------------
+
+
+def test_layernorm_dynamic_scale_is_exactly_invariant_to_power_of_two_row_scaling():
+    """Dynamic prescale: a row times 2**j (for any j the shift range covers) gives the same
+    codes, because the prescaled input codes are identical; the format policy saturates."""
+    x = torch.randn(3, 7, 96, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    x[..., 5] *= 40  # an outlier channel
+    ln = nn.LayerNorm(96, eps=1e-6, scale="dynamic")
+    y = ln(x)
+    for j in (-6, 3, 9):
+        assert torch.equal(ln(x * 2.0**j), y)
+    big = x * 2.0**9  # values past 10,000: s8.8 saturates them under the format policy
+    ref = torch.nn.functional.layer_norm(big, (96,), eps=1e-6)
+    assert (ln(big) - ref).abs().max().item() <= 2.0**-7
+    assert (nn.LayerNorm(96, eps=1e-6)(big) - ref).abs().max().item() > 0.1
+
+
+def test_layernorm_static_scale_needs_and_uses_calibration():
+    ln = nn.LayerNorm(64, eps=1e-6, scale="static")
+    x = torch.randn(4, 64, generator=torch.Generator().manual_seed(4), dtype=torch.float64) * 300
+    with pytest.raises(ValueError, match=r"not calibrated; call \.calibrate\(x\)"):
+        ln(x)
+    model = torch.nn.Sequential(ln)
+    nn.calibrate(model, [x])
+    top = x.abs().max().item()
+    assert ln.shift >= 1 and top * 2.0**-ln.shift <= 127.99609375 < top * 2.0 ** (1 - ln.shift)
+    ref = torch.nn.functional.layer_norm(x, (64,), eps=1e-6)
+    assert (ln(x) - ref).abs().max().item() <= 2.0**-7
+    with pytest.raises(ValueError, match=r"scale must be one of format, static, dynamic"):
+        nn.LayerNorm(64, scale="per-tensor")
+
+
+# -- MacLinear's matmul path ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["mixed", "fixp", "posit"])
+def test_emulate_matmul_equals_emulate(mode):
+    from golden import posit_mac
+
+    p = posit_mac.MacParams(mode=mode)
+    rng = np.random.default_rng(5)
+    w = rng.integers(0, 16, size=(9, 40))
+    mask = rng.random((9, 40)) < 0.3 if mode == "mixed" else None
+    if mode == "posit":
+        a = rng.integers(0, 16, size=(2, 6, 40))
+    else:
+        a = rng.integers(p.act_fmt.min_code, p.act_fmt.max_code + 1, size=(2, 6, 40))
+    expected = posit_mac.emulate(p, w, a[..., None, :], mask)
+    assert np.array_equal(posit_mac.emulate_matmul(p, w, a, mask), expected)
+
+
+def test_maclinear_row_scale_does_not_depend_on_the_batch():
+    lin = torch.nn.Linear(32, 8)
+    mac = nn.MacLinear.from_linear(lin, mode="mixed", act_scale=None)
+    mac.act_scale = "row"
+    x = torch.randn(5, 32, generator=torch.Generator().manual_seed(6))
+    alone = mac(x[:1])
+    with_big = mac(torch.cat([x[:1], 100 * x[1:]]))[:1]
+    assert torch.equal(alone, with_big)
+    assert (alone - lin(x[:1])).abs().max().item() < 0.25 * lin(x[:1]).abs().max().item()
+
+
+# -- patch_model ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def deit_tiny():
+    import timm
+
+    torch.manual_seed(0)
+    model = timm.create_model("deit_tiny_patch16_224", pretrained=False).eval()
+    for m in model.modules():  # the reference: timm's own unfused attention path
+        if hasattr(m, "fused_attn"):
+            m.fused_attn = False
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        return model, x, model(x)
+
+
+def test_patch_deit_tiny_with_exact_standins_changes_nothing(deit_tiny):
+    import copy
+
+    model, x, ref = deit_tiny
+    patched = copy.deepcopy(model)
+    summary = nn.patch_model(patched, gelu=nn.EXACT, softmax=nn.EXACT, layernorm=nn.EXACT)
+    assert summary.counts() == {"gelu": 12, "softmax": 12, "layernorm": 25, "linear": 0}
+    assert str(summary) == "replaced 12 gelu, 12 softmax, 25 layernorm"
+    assert patched.state_dict().keys() == model.state_dict().keys()
+    with torch.no_grad():
+        assert torch.equal(patched(x), ref)
+
+
+def test_patch_deit_tiny_with_the_hardware(deit_tiny):
+    import copy
+
+    model, x, ref = deit_tiny
+    patched = copy.deepcopy(model)
+    summary = nn.patch_model(
+        patched, gelu=True, softmax=True, layernorm=True, weights=nn.WeightSpec(mode="fixp4")
+    )
+    assert summary.counts() == {"gelu": 12, "softmax": 12, "layernorm": 25, "linear": 48}
+    assert summary.skipped == [("head", "kept in float")]
+    assert isinstance(patched.blocks[3].attn.softmax, nn.Softmax)
+    assert isinstance(patched.blocks[3].mlp.fc2, nn.MacLinear)
+    with torch.no_grad():
+        y = patched(x)
+    assert y.shape == ref.shape and torch.isfinite(y).all()
+    assert not torch.equal(y, ref)  # the approximations are really in the forward pass
+    # each operator alone stays close to the float model (random weights, small logits;
+    # the randomly initialised residual stream is ~0.02, below s8.8's resolution, so
+    # LayerNorm gets the dynamic prescale)
+    for kw in (
+        {"gelu": True},
+        {"softmax": True},
+        {"layernorm": True, "layernorm_scale": "dynamic"},
+    ):
+        one = copy.deepcopy(model)
+        nn.patch_model(one, **kw)
+        with torch.no_grad():
+            assert (one(x) - ref).abs().max().item() < 0.05, kw
+
+
+def test_patch_model_rejects_bad_arguments():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.GELU())
+    with pytest.raises(TypeError, match=r"gelu= takes None, True, 'exact' or a GeluParams"):
+        nn.patch_model(model, gelu=softmax.SoftmaxParams())
+    with pytest.raises(ValueError, match=r"weights mode must be 'fixp4', 'posit4' or 'mixed'"):
+        nn.patch_model(model, weights="int4")
+    with pytest.raises(ValueError, match=r"layernorm_scale must be one of"):
+        nn.patch_model(model, layernorm=True, layernorm_scale="auto")
+
+
+def test_patch_plain_torch_model():
+    model = torch.nn.Sequential(
+        torch.nn.Linear(16, 32), torch.nn.GELU(), torch.nn.LayerNorm(32), torch.nn.Linear(32, 3)
+    )
+    summary = nn.patch_model(model, gelu=True, layernorm=True, weights="posit4")
+    assert summary.counts() == {"gelu": 1, "softmax": 0, "layernorm": 1, "linear": 2}
+    assert model(torch.randn(2, 16)).shape == (2, 3)
+
+
+def test_emulated_deit_small_forward_costs_at_most_3x():
+    """The issue's budget: DeiT-Small with all three operators emulated, best of three."""
+    from golden.accuracy import forward_overhead
+
+    t = forward_overhead("deit_small_patch16_224", batch=1, repeats=3)
+    assert t["ratio"] <= 3.0, t

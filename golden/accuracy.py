@@ -267,20 +267,31 @@ def evaluate(
     batch_size: int = 256,
     device: str = "cpu",
     progress: Callable[[int], None] | None = None,
-) -> tuple[float, int]:
-    """Top-1 accuracy in percent and the number of images, ``data`` as for :func:`_batches`."""
+) -> dict:
+    """Scores of ``model`` on ``data`` (as for :func:`_batches`): ``top1`` (percent),
+    ``loss`` (mean cross entropy, nats), ``images`` and ``preds`` (the predicted classes)."""
     model.eval()
     correct = total = 0
+    loss = 0.0
+    preds = []
     with torch.no_grad():
         for xb, yb in _batches(data, batch_size):
-            pred = model(xb.to(device)).argmax(dim=-1).cpu()
+            logits = model(xb.to(device)).float().cpu()
+            pred = logits.argmax(dim=-1)
             correct += int((pred == yb).sum())
+            loss += float(torch.nn.functional.cross_entropy(logits, yb, reduction="sum"))
             total += len(yb)
+            preds.append(pred)
             if progress is not None:
                 progress(len(yb))
     if total == 0:
         raise ValueError("no images to evaluate")
-    return 100.0 * correct / total, total
+    return {
+        "top1": 100.0 * correct / total,
+        "loss": loss / total,
+        "images": total,
+        "preds": torch.cat(preds),
+    }
 
 
 # -- configurations ------------------------------------------------------------------------------
@@ -490,10 +501,12 @@ def run_table(
     progress: Progress = _quiet,
     bar: bool = False,
 ) -> list[dict]:
-    """Evaluate every configuration; rows with ``config``, ``top1``, ``drop`` (points below
-    ``exact``, when ``exact`` is among the rows), ``images``, ``seconds`` and the settings."""
+    """Evaluate every configuration; rows with ``config``, ``top1``, ``loss`` (mean cross
+    entropy), ``images``, ``seconds``, the settings and, when ``exact`` is among the rows,
+    ``drop`` (top-1 points below ``exact``) and ``agree`` (percent of images whose predicted
+    class equals the exact model's: finer than top-1 on a small test set)."""
     rows = []
-    exact_top1 = None
+    exact_top1 = exact_preds = None
     for n, config in enumerate(configs, 1):
         t0 = time.monotonic()
         model = build(ctx, config, progress)
@@ -506,29 +519,39 @@ def run_table(
             pbar = tqdm(total=total, desc=config.name, unit="img", leave=False)
             tick = pbar.update
         try:
-            top1, images = evaluate(model, ctx.eval_data, ctx.batch_size, ctx.device, tick)
+            score = evaluate(model, ctx.eval_data, ctx.batch_size, ctx.device, tick)
         finally:
             if pbar is not None:
                 pbar.close()
         seconds = time.monotonic() - t0
+        top1 = score["top1"]
         if config.name == "exact":
-            exact_top1 = top1
+            exact_top1, exact_preds = top1, score["preds"]
         row = {"config": config.name, "group": config.group, "top1": round(top1, 4)}
-        row["images"] = images
+        row["loss"] = round(score["loss"], 5)
+        row["images"] = score["images"]
         row.update(config.describe())
         row["seconds"] = round(seconds, 2)
+        row["_preds"] = score["preds"]
         rows.append(row)
-        progress(f"[{n}/{len(configs)}] {config.name:24s} top-1 {top1:6.2f} %  ({seconds:.1f} s)")
-    if exact_top1 is not None:
-        for row in rows:
+        progress(
+            f"[{n}/{len(configs)}] {config.name:24s} top-1 {top1:6.2f} %  "
+            f"loss {score['loss']:.4f}  ({seconds:.1f} s)"
+        )
+    for row in rows:
+        preds = row.pop("_preds")
+        if exact_top1 is not None:
             row["drop"] = round(exact_top1 - row["top1"], 4)
+            agree = float((preds == exact_preds).float().mean()) * 100.0
+            row["agree"] = round(agree, 4)
     return rows
 
 
 def format_table(rows: list[dict]) -> str:
     """The rows as a Markdown table."""
     has_drop = any("drop" in r for r in rows)
-    head = "| config | group | top-1 % |" + (" drop (points) |" if has_drop else "")
+    head = "| config | group | top-1 % |" + (" drop (points) | agree % |" if has_drop else "")
+    head += " loss |"
     head += " gelu | softmax | layernorm | weights |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
@@ -536,7 +559,8 @@ def format_table(rows: list[dict]) -> str:
         w += " (QAT)" if r.get("qat") else ""
         line = f"| {r['config']} | {r['group']} | {r['top1']:.2f} |"
         if has_drop:
-            line += f" {r.get('drop', 0.0):+.2f} |"
+            line += f" {r.get('drop', 0.0):+.2f} | {r.get('agree', 100.0):.2f} |"
+        line += f" {r['loss']:.4f} |"
         line += f" {r['gelu']} | {r['softmax']} | {r['layernorm']} | {w} |"
         lines.append(line)
     return "\n".join(lines)
@@ -588,18 +612,22 @@ def timm_model(
                 break
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{str(path)!r} holds no state dict of tensors")
-    result = model.load_state_dict(state, strict=False)
     own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
     wrong = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
-    if result.missing_keys or result.unexpected_keys:
-        missing, unexpected = result.missing_keys, result.unexpected_keys
+    if missing or unexpected:
         example = (missing or unexpected)[0]
         raise ValueError(
             f"checkpoint {str(path)!r} does not fit {name}: {len(missing)} missing and "
             f"{len(unexpected)} unexpected keys (e.g. {example!r}); pass the matching --model"
         )
     if wrong:
-        raise ValueError(f"checkpoint {str(path)!r} does not fit {name}: shape of {wrong[0]!r}")
+        raise ValueError(
+            f"checkpoint {str(path)!r} does not fit {name}: shape of {wrong[0]!r} is "
+            f"{tuple(state[wrong[0]].shape)}, the model's {tuple(own[wrong[0]].shape)}"
+        )
+    model.load_state_dict(state)
     return model.eval()
 
 

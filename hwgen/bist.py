@@ -1,0 +1,762 @@
+"""Built-in self-test around one operator: LFSR stimulus, MISR signature, baked-in prediction.
+
+:class:`SelfTest` is the top level of ``make bitstream`` (inside the board wrapper of
+:mod:`hwgen.bitstream`) and of the cocotb self-test in ``sim/test_bist.py``. It
+
+1. draws every input beat of the operator from a maximal-length LFSR (codes, the row framing of
+   softmax and LayerNorm, the gamma / beta loads of LayerNorm, the weight patterns, formats and
+   dot-product framing of the MAC), offering one beat per clock;
+2. reads every output on every clock (no back-pressure: the operator runs at full rate);
+3. compresses each output word into a 32-bit MISR;
+4. compares the signature with the one :func:`predict` computed at build time from
+   ``golden.<op>.emulate`` on the same beats, and shows running / pass / fail, plus a UART
+   line with the signature, the expected signature and the clock count.
+
+The stimulus is a pure function of the beat index: the LFSR advances only on an accepted beat,
+so stalls inside the operator change the clock count, never the sequence or the signature.
+
+Sequence definition (shared by hardware and :func:`lfsr_bits`): bits ``s[0..30]`` are the seed
+(bit ``i`` of ``seed`` is ``s[i]``) and ``s[n] = s[n-31] ^ s[n-28]`` (x^31 + x^28 + 1,
+primitive, period 2^31 - 1). Beat ``t`` is the bit vector ``s[tB .. tB+B-1]`` (bit ``j`` is
+``s[tB+j]``), ``B`` = :attr:`Stimulus.beat_bits`.
+
+Signature definition: ``m[0] = 0xFFFFFFFF``, ``m[k] = m[k-1] * x + d[k] mod P`` over GF(2)
+with P = x^32 + x^22 + x^2 + x + 1 (primitive), ``d[k]`` the k-th output word (wider words are
+folded by XOR of their 32-bit pieces). The hardware steps a Galois register once per output;
+:func:`misr_signature` evaluates the closed form ``m[0] x^N + sum d[k] x^(N-k) mod P`` instead,
+an independent computation of the same value.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import numpy as np
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import Out
+
+from golden.formats import FixFormat
+
+from . import ops
+
+__all__ = [
+    "LFSR_DEGREE",
+    "MISR_WIDTH",
+    "MISR_POLY",
+    "BistParams",
+    "Prediction",
+    "Stimulus",
+    "lfsr_bits",
+    "misr_signature",
+    "stimulus",
+    "predict",
+    "SelfTest",
+    "report_text",
+]
+
+#: LFSR recurrence s[n] = s[n - LFSR_DEGREE] ^ s[n - LFSR_TAP]
+LFSR_DEGREE = 31
+LFSR_TAP = 28
+#: MISR width and its polynomial without the x^32 term: x^32 + x^22 + x^2 + x + 1
+MISR_WIDTH = 32
+MISR_POLY = (1 << 22) | (1 << 2) | (1 << 1) | 1
+MISR_INIT = (1 << MISR_WIDTH) - 1
+#: random framing bits per beat: a row (or dot product) ends when they are all zero (1 in 16)
+FRAME_BITS = 4
+#: clocks without any handshake before the self-test gives up (reported as HANG)
+WATCHDOG_BITS = 16
+
+
+@dataclass(frozen=True)
+class BistParams:
+    """What the self-test runs: one operator configuration and its stimulus sequence.
+
+    Parameters
+    ----------
+    op : str
+        Operator name in :data:`hwgen.ops.OPERATORS`.
+    params : Params, optional
+        The operator's configuration (default: its defaults).
+    beats : int
+        Input beats of the run (elements; MAC: beats of ``lanes`` products), 1 to 2^24.
+    row_max : int
+        Longest row (softmax, LayerNorm; at most ``max_len``) or dot product in beats (MAC;
+        ``row_max * lanes`` at most ``max_terms``). Rows also end at random (1 in 16 beats).
+    seed : int
+        Initial LFSR state, 1 to 2^31 - 1.
+    """
+
+    op: str
+    params: object = None
+    beats: int = 2048
+    row_max: int = 32
+    seed: int = 0x5EED_B157
+
+    def __post_init__(self):
+        entry = ops.get(self.op)
+        if self.params is None:
+            object.__setattr__(self, "params", entry.params())
+        if not isinstance(self.params, entry.params):
+            raise TypeError(
+                f"bist params must be a {entry.params.__name__} for {self.op}, not {self.params!r}"
+            )
+        for name, value, lo, hi in (
+            ("beats", self.beats, 1, 1 << 24),
+            ("row_max", self.row_max, 1, 1 << 16),
+            ("seed", self.seed, 1, (1 << LFSR_DEGREE) - 1),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"bist {name} must be an integer, not {value!r}")
+            if not lo <= value <= hi:
+                raise ValueError(f"bist {name} must be {lo} to {hi}, not {value!r}")
+        stimulus(self)  # checks row_max against the operator
+
+    @property
+    def name(self) -> str:
+        return f"bist_{self.params.name}_b{self.beats}_r{self.row_max}"
+
+
+# -- the Python models: LFSR sequence and MISR signature ---------------------------------------
+
+
+def lfsr_bits(seed: int, n: int) -> np.ndarray:
+    """The first ``n`` bits of the LFSR sequence as a uint8 array.
+
+    >>> lfsr_bits(1, 34).tolist()[28:]
+    [0, 0, 0, 1, 0, 0]
+    """
+    s = np.zeros(max(n, LFSR_DEGREE) + LFSR_TAP, dtype=np.uint8)
+    s[:LFSR_DEGREE] = [(seed >> i) & 1 for i in range(LFSR_DEGREE)]
+    k = LFSR_DEGREE
+    while k < n:  # LFSR_TAP new bits at once: each depends only on bits before k
+        s[k : k + LFSR_TAP] = s[k - LFSR_DEGREE : k - LFSR_DEGREE + LFSR_TAP] ^ s[k - LFSR_TAP : k]
+        k += LFSR_TAP
+    return s[:n]
+
+
+def fold_words(words, width: int) -> np.ndarray:
+    """Output words of ``width`` bits folded to :data:`MISR_WIDTH` bits (XOR of the pieces)."""
+    words = [int(w) for w in np.asarray(words, dtype=object).ravel()]
+    mask = (1 << MISR_WIDTH) - 1
+    out = []
+    for w in words:
+        acc = 0
+        for lo in range(0, max(width, 1), MISR_WIDTH):
+            acc ^= (w >> lo) & mask
+        out.append(acc)
+    return np.array(out, dtype=np.uint64)
+
+
+def _gf2_mod_table() -> list[int]:
+    """(b * x^32) mod P for every byte b: the reduction of the top byte."""
+    table = []
+    for b in range(256):
+        r = b << MISR_WIDTH
+        for bit in range(MISR_WIDTH + 7, MISR_WIDTH - 1, -1):
+            if r >> bit & 1:
+                r ^= ((1 << MISR_WIDTH) | MISR_POLY) << (bit - MISR_WIDTH)
+        table.append(r)
+    return table
+
+
+_MOD_TABLE = _gf2_mod_table()
+
+
+def _gf2_mod(q: int) -> int:
+    """Polynomial ``q`` (bit i: coefficient of x^i) modulo P, byte by byte from the top."""
+    r = 0
+    for byte in q.to_bytes((q.bit_length() + 7) // 8 or 1, "big"):
+        top = r >> (MISR_WIDTH - 8)
+        r = ((r << 8) & ((1 << MISR_WIDTH) - 1)) ^ _MOD_TABLE[top] ^ byte
+    return r
+
+
+def misr_signature(words, width: int = MISR_WIDTH, init: int = MISR_INIT) -> int:
+    """Signature of output words of ``width`` bits, from the closed form modulo P.
+
+    The polynomial ``init x^N + sum_k d_k x^(N-k)`` is assembled one bit plane at a time
+    (bit b of every word is one long bit string, shifted by b) and reduced once.
+
+    >>> hex(misr_signature([], 8))
+    '0xffffffff'
+    >>> hex(misr_signature([1], 8))  # 0xffffffff * x + 1 mod P: the top bit feeds back
+    '0xffbffff8'
+    """
+    d = fold_words(words, width)
+    n = d.size
+    q = init << n
+    for b in range(MISR_WIDTH):
+        plane = ((d >> np.uint64(b)) & np.uint64(1)).astype(np.uint8)[::-1]  # bit n-k: word k
+        if plane.any():
+            q ^= int.from_bytes(np.packbits(plane, bitorder="little").tobytes(), "little") << b
+    return _gf2_mod(q)
+
+
+# -- stimulus adapters: how beats become operator inputs, per kind of interface ----------------
+
+
+def _sext_narrow(fmt: FixFormat) -> int:
+    """Bits of the narrow code range (about +-4 in value, where the functions bend)."""
+    return min(fmt.width, fmt.frac_bits + 3)
+
+
+def _field(bits: np.ndarray, lo: int, width: int) -> np.ndarray:
+    """Unsigned integer of ``bits[:, lo:lo+width]`` (bit lo is the LSB) per row."""
+    weights = np.left_shift(np.int64(1), np.arange(width, dtype=np.int64))
+    return bits[:, lo : lo + width].astype(np.int64) @ weights
+
+
+def _code_py(raw: np.ndarray, sel: np.ndarray, fmt: FixFormat) -> np.ndarray:
+    """Codes from raw bits: full range when ``sel``, else the narrow range (sign-extended)."""
+    nb = _sext_narrow(fmt)
+    narrow = raw & ((1 << nb) - 1)
+    if fmt.signed:
+        narrow = narrow - ((narrow >> (nb - 1)) << nb)
+    return np.where(sel != 0, fmt.from_bits(raw), narrow)
+
+
+def _code_hw(raw, sel, fmt: FixFormat):
+    nb = _sext_narrow(fmt)
+    full = raw.as_signed() if fmt.signed else raw
+    narrow = raw[:nb].as_signed() if fmt.signed else raw[:nb]
+    return Mux(sel, full, narrow)
+
+
+def _sext_py(raw: np.ndarray, width: int) -> np.ndarray:
+    return raw - ((raw >> (width - 1)) << width)
+
+
+@dataclass
+class Stimulus:
+    """How one operator interface is fed from LFSR beats and what it answers.
+
+    Subclasses fill in the layout of a beat and the two sides of the mapping: hardware
+    (:meth:`drive`, Amaranth) and model (:meth:`expected_words`, NumPy through
+    ``golden.<op>.emulate``).
+
+    Members
+    -------
+    beat_bits : int
+        LFSR bits per beat.
+    load_beats : int
+        Beats spent on parameter loads before the run (LayerNorm's gamma and beta).
+    out_width : int
+        Bits of an output word as the MISR sees it (the whole output payload).
+    """
+
+    bist: BistParams
+    beat_bits: int = 0
+    load_beats: int = 0
+    out_width: int = 0
+    framed: bool = field(default=False)
+
+    @property
+    def p(self):
+        return self.bist.params
+
+    @property
+    def golden(self):
+        return ops.get(self.bist.op).golden
+
+    def framing(self, bits: np.ndarray) -> np.ndarray:
+        """Per run beat: 1 where a row (dot product) ends (model of the hardware's rule)."""
+        frame = _field(bits, self.beat_bits - FRAME_BITS, FRAME_BITS)
+        last = np.zeros(len(bits), dtype=bool)
+        idx = 0
+        for t in range(len(bits)):
+            last[t] = frame[t] == 0 or idx == self.bist.row_max - 1 or t == len(bits) - 1
+            idx = 0 if last[t] else idx + 1
+        return last
+
+    def rows(self, bits: np.ndarray) -> list[slice]:
+        ends = np.flatnonzero(self.framing(bits)) + 1
+        starts = np.concatenate([[0], ends[:-1]])
+        return [slice(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
+
+
+class _ElementStim(Stimulus):
+    """One code per beat, one result per beat (GELU and anything with a plain payload)."""
+
+    def __init__(self, bist):
+        w = bist.params.in_fmt.width
+        super().__init__(bist, beat_bits=w + 1, out_width=bist.params.out_fmt.width)
+
+    def drive(self, m, dut, beat, ctx):
+        w = self.p.in_fmt.width
+        m.d.comb += dut.i.payload.eq(_code_hw(beat[:w], beat[w], self.p.in_fmt))
+
+    def expected_words(self, load_bits, bits):
+        w = self.p.in_fmt.width
+        codes = _code_py(_field(bits, 0, w), bits[:, w], self.p.in_fmt)
+        return self.p.out_fmt.to_bits(self.golden.emulate(self.p, codes))
+
+
+class _RowStim(Stimulus):
+    """Row-framed codes (softmax, LayerNorm); with ``affine``, gamma / beta loads first."""
+
+    def __init__(self, bist, affine: bool):
+        p = bist.params
+        if bist.row_max > p.max_len:
+            raise ValueError(
+                f"bist row_max must be at most the {bist.op} max_len {p.max_len}, "
+                f"not {bist.row_max}"
+            )
+        w = p.in_fmt.width
+        run_bits = w + 1 + FRAME_BITS
+        load_bits = self._gb_bits(p) if affine else 0
+        self.affine = affine
+        super().__init__(
+            bist,
+            beat_bits=max(run_bits, sum(load_bits) if affine else 0),
+            load_beats=bist.row_max if affine else 0,
+            out_width=p.out_fmt.width + 2,
+            framed=True,
+        )
+
+    @staticmethod
+    def _gb_bits(p) -> tuple[int, int]:
+        """Random bits of gamma and beta: about +-2 in value, sign-extended."""
+        return (
+            min(p.gamma_fmt.width, p.gamma_fmt.frac_bits + 2),
+            min(p.beta_fmt.width, p.beta_fmt.frac_bits + 2),
+        )
+
+    def load(self, m, dut, beat, idx):
+        gb, bb = self._gb_bits(self.p)
+        pl = dut.affine.payload
+        m.d.comb += [
+            pl.addr.eq(idx),
+            pl.gamma.eq(beat[:gb].as_signed()),
+            pl.beta.eq(beat[gb : gb + bb].as_signed()),
+        ]
+
+    def drive(self, m, dut, beat, ctx):
+        w = self.p.in_fmt.width
+        m.d.comb += [
+            dut.i.payload.data.eq(_code_hw(beat[:w], beat[w], self.p.in_fmt)),
+            dut.i.payload.last.eq(ctx.last),
+        ]
+
+    def expected_words(self, load_bits, bits):
+        p = self.p
+        w = p.in_fmt.width
+        codes = _code_py(_field(bits, 0, w), bits[:, w], p.in_fmt)
+        gamma = beta = None
+        if self.affine:
+            gb, bb = self._gb_bits(p)
+            gamma = _sext_py(_field(load_bits, 0, gb), gb)
+            beta = _sext_py(_field(load_bits, gb, bb), bb)
+        wo = p.out_fmt.width
+        words = []
+        for row in self.rows(bits):
+            x = codes[row]
+            d = len(x)
+            if self.affine:
+                y = self.golden.emulate(p, x, gamma[:d], beta[:d])
+            else:
+                y = self.golden.emulate(p, x)
+            flags = np.zeros(d, dtype=np.int64)
+            flags[0] |= 1 << wo
+            flags[-1] |= 1 << (wo + 1)
+            words.append(p.out_fmt.to_bits(y) | flags)
+        return np.concatenate(words)
+
+
+class _MacStim(Stimulus):
+    """Beats of ``lanes`` (weight pattern, format, activation), dot products framed at random."""
+
+    def __init__(self, bist):
+        from golden.posit_mac import MacMode
+
+        p = bist.params
+        if bist.row_max * p.lanes > p.max_terms:
+            raise ValueError(
+                f"bist row_max * lanes must be at most the posit_mac max_terms {p.max_terms}, "
+                f"not {bist.row_max * p.lanes}"
+            )
+        self.mixed = p.mode is MacMode.MIXED
+        self.a_bits = 4 if p.mode is MacMode.POSIT else p.act_fmt.width
+        bits = p.lanes * (4 + self.a_bits + (1 if self.mixed else 0)) + FRAME_BITS
+        super().__init__(bist, beat_bits=bits, out_width=p.acc_fmt.width, framed=True)
+
+    def _offsets(self):
+        lanes = self.p.lanes
+        return 0, 4 * lanes, 4 * lanes + self.a_bits * lanes  # w, a, fmt
+
+    def drive(self, m, dut, beat, ctx):
+        lanes = self.p.lanes
+        ow, oa, of = self._offsets()
+        pl = dut.i.payload
+        for k in range(lanes):
+            m.d.comb += pl.w[k].eq(beat[ow + 4 * k : ow + 4 * k + 4])
+            a_raw = beat[oa + self.a_bits * k : oa + self.a_bits * (k + 1)]
+            m.d.comb += pl.a[k].eq(a_raw)
+        m.d.comb += [
+            pl.w_is_posit.eq(beat[of : of + lanes] if self.mixed else 0),
+            pl.first.eq(ctx.first),
+            pl.last.eq(ctx.last),
+        ]
+
+    def expected_words(self, load_bits, bits):
+        from golden.posit_mac import MacMode
+
+        p = self.p
+        lanes = p.lanes
+        ow, oa, of = self._offsets()
+        w = np.stack([_field(bits, ow + 4 * k, 4) for k in range(lanes)], axis=1)
+        a_raw = np.stack([_field(bits, oa + self.a_bits * k, self.a_bits) for k in range(lanes)], 1)
+        a = a_raw if p.mode is MacMode.POSIT else p.act_fmt.from_bits(a_raw)
+        fmt = bits[:, of : of + lanes].astype(bool) if self.mixed else None
+        words = []
+        for row in self.rows(bits):
+            f = fmt[row].ravel() if fmt is not None else None
+            acc = self.golden.emulate(p, w[row].ravel(), a[row].ravel(), f)
+            words.append(int(p.acc_fmt.to_bits(acc)))
+        return np.array(words, dtype=np.int64)
+
+
+def stimulus(bist: BistParams) -> Stimulus:
+    """The stimulus adapter of ``bist.op``, chosen by the kind of interface its Params describe.
+
+    Every operator of a kind (an approximate one and its baselines) has the same ports, so the
+    Params fields tell the kind: ``lanes`` is the MAC's ``{w, w_is_posit, a, first, last}``
+    payload (random dot products); ``max_len`` is a ``{data, last}`` row stream (random rows),
+    with ``gamma_fmt`` also an ``affine`` port (gamma / beta loads first); anything else has a
+    plain code payload (one code per beat). :class:`SelfTest` checks the ports agree.
+    """
+    p = bist.params
+    if hasattr(p, "lanes"):
+        return _MacStim(bist)
+    if hasattr(p, "max_len"):
+        return _RowStim(bist, affine=hasattr(p, "gamma_fmt"))
+    if hasattr(p, "in_fmt") and hasattr(p, "out_fmt"):
+        return _ElementStim(bist)
+    raise ValueError(f"no self-test stimulus for {bist.op}: its Params have no in_fmt / out_fmt")
+
+
+def _check_ports(stim: Stimulus, dut) -> None:
+    """Raise unless the component's ports are the ones ``stim`` drives."""
+    members = dut.signature.members
+    shape = members["i"].signature.members["payload"].shape
+    fields = set(shape.members) if isinstance(shape, data.StructLayout) else set()
+    want = {
+        _ElementStim: set(),
+        _RowStim: {"data", "last"},
+        _MacStim: {"w", "w_is_posit", "a", "first", "last"},
+    }[type(stim)]
+    affine = isinstance(stim, _RowStim) and stim.affine
+    if fields != want or affine != ("affine" in members):
+        raise ValueError(
+            f"the {stim.bist.op} component's ports do not match its self-test stimulus: input "
+            f"payload fields {sorted(fields)}, expected {sorted(want)}"
+            + (" and an affine port" if affine else "")
+        )
+
+
+# -- the prediction ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the golden model says the self-test must end with.
+
+    Members
+    -------
+    signature : int
+        The MISR value after the last output.
+    outputs : int
+        Number of output words.
+    words : ndarray
+        The output words themselves (for diagnosis).
+    """
+
+    signature: int
+    outputs: int
+    words: np.ndarray
+
+
+@functools.lru_cache(maxsize=16)
+def predict(bist: BistParams) -> Prediction:
+    """Run the LFSR model, the operator's ``emulate`` and the MISR model for ``bist``
+    (cached: the board top and the self-test inside it ask for the same one)."""
+    stim = stimulus(bist)
+    n_total = stim.load_beats + bist.beats
+    bits = lfsr_bits(bist.seed, n_total * stim.beat_bits).reshape(n_total, stim.beat_bits)
+    words = stim.expected_words(bits[: stim.load_beats], bits[stim.load_beats :])
+    return Prediction(misr_signature(words, stim.out_width), int(len(words)), words)
+
+
+# -- hardware ---------------------------------------------------------------------------------
+
+
+def _lfsr_leap(window: Signal, n: int) -> list:
+    """Sequence bits ``window[0..30]`` followed by the next ones, ``n + 31`` in all
+    (combinational XOR network)."""
+    seq = [window[i] for i in range(LFSR_DEGREE)]
+    while len(seq) < n + LFSR_DEGREE:
+        k = len(seq)
+        seq.append(seq[k - LFSR_DEGREE] ^ seq[k - LFSR_TAP])
+    return seq
+
+
+def _mux_tree(items: list, sel):
+    """``items[sel]`` as a tree of 2:1 multiplexers on the bits of ``sel`` (combinational).
+
+    Continuous assignments rather than the ``case`` process of an ``Array``, which Icarus
+    leaves at X until one of its inputs changes.
+    """
+    if len(items) == 1:
+        return items[0]
+    even, odd = items[0::2], items[1::2] or items[-1:]
+    return Mux(sel[0], _mux_tree(odd, sel[1:]), _mux_tree(even, sel[1:]))
+
+
+def _hex_digit(nibble):
+    return Mux(nibble < 10, nibble + ord("0"), nibble + (ord("A") - 10))[:8]
+
+
+def report_text(status: str, name: str, signature: int, expected: int, cycles: int) -> str:
+    """The UART line the self-test sends (Python rendering of the hardware's message)."""
+    return (
+        f"{status} {name} signature={signature:08X} expected={expected:08X} cycles={cycles:08X}\r\n"
+    )
+
+
+class SelfTest(wiring.Component):
+    """Self-test top: LFSR stimulus, the operator at full rate, MISR, verdict and UART report.
+
+    Parameters
+    ----------
+    bist : BistParams
+        Operator, configuration and sequence.
+    expected : int, optional
+        Signature to compare with; default :func:`predict`'s. A wrong value must show fail
+        (the simulation checks that).
+    uart_divisor : int
+        Clocks per UART bit (clock frequency / baud rate).
+    uart_gap : int
+        Idle clocks between two repetitions of the report line.
+    component : wiring.Component, optional
+        The operator instance (default a fresh ``ops.component``); for mutation tests.
+
+    Members
+    -------
+    running, passed, failed, hang : Out(1)
+        Verdict: running until the last output arrived; then passed or failed (``failed``
+        also when the watchdog saw no handshake for 2^16 clocks, which sets ``hang``).
+    done : Out(1)
+        The last expected output has been absorbed.
+    misr : Out(32)
+        The MISR (the signature so far).
+    cycles : Out(32)
+        Clocks from the end of reset to ``done``.
+    tx : Out(1)
+        UART (8N1) report, repeated: :func:`report_text`.
+    """
+
+    def __init__(
+        self,
+        bist: BistParams,
+        *,
+        expected: int | None = None,
+        uart_divisor: int = 217,
+        uart_gap: int = 1 << 20,
+        component=None,
+    ):
+        if not isinstance(bist, BistParams):
+            raise TypeError(f"bist must be a BistParams, not {bist!r}")
+        for name, value in (("uart_divisor", uart_divisor), ("uart_gap", uart_gap)):
+            if not isinstance(value, int) or value < 2:
+                raise ValueError(f"{name} must be an integer of at least 2, not {value!r}")
+        self.bist = bist
+        self.stim = stimulus(bist)
+        self.prediction = predict(bist)
+        self.expected = self.prediction.signature if expected is None else expected
+        if not 0 <= self.expected < 1 << MISR_WIDTH:
+            raise ValueError(f"expected signature must be a 32-bit value, not {expected!r}")
+        self.uart_divisor = uart_divisor
+        self.uart_gap = uart_gap
+        self._component = component
+        super().__init__(
+            {
+                "running": Out(1),
+                "passed": Out(1),
+                "failed": Out(1),
+                "hang": Out(1),
+                "done": Out(1),
+                "misr": Out(MISR_WIDTH),
+                "cycles": Out(32),
+                "tx": Out(1, init=1),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        bist, stim = self.bist, self.stim
+        dut = self._component or ops.component(bist.op, bist.params)
+        _check_ports(stim, dut)
+        m.submodules.dut = dut
+
+        # ---- LFSR: one beat of B bits per accepted handshake --------------------------------
+        window = Signal(LFSR_DEGREE, init=bist.seed)
+        seq = _lfsr_leap(window, stim.beat_bits)
+        beat = Signal(stim.beat_bits)
+        m.d.comb += beat.eq(Cat(*seq[: stim.beat_bits]))
+        advance = Signal()
+        with m.If(advance):
+            m.d.sync += window.eq(Cat(*seq[stim.beat_bits : stim.beat_bits + LFSR_DEGREE]))
+
+        # ---- load phase (gamma / beta), then the run ----------------------------------------
+        loading = Signal(init=int(stim.load_beats > 0))
+        load_idx = Signal(range(max(stim.load_beats, 1) + 1))
+        # (combinational signals are plain expressions, not assignments under m.If: Icarus
+        # leaves such a process at its initial value until one of its inputs changes)
+        load_step = Signal()
+        if stim.load_beats:
+            m.d.comb += [dut.affine.valid.eq(loading), load_step.eq(loading & dut.affine.ready)]
+            stim.load(m, dut, beat, load_idx)
+            with m.If(load_step):
+                m.d.sync += load_idx.eq(load_idx + 1)
+                with m.If(load_idx == stim.load_beats - 1):
+                    m.d.sync += loading.eq(0)
+        elif "affine" in dut.signature.members:
+            m.d.comb += dut.affine.valid.eq(0)
+
+        sent = Signal(range(bist.beats + 1))
+        sending = ~loading & (sent < bist.beats)
+        accept = Signal()
+        m.d.comb += [
+            dut.i.valid.eq(sending),
+            accept.eq(sending & dut.i.ready),
+            advance.eq(load_step | accept),
+        ]
+        with m.If(accept):
+            m.d.sync += sent.eq(sent + 1)
+
+        # row (dot product) framing from the beat's top bits and the position in the row
+        ctx = _Framing(last=Signal(name="frame_last"), first=Signal(name="frame_first", init=1))
+        if stim.framed:
+            row_idx = Signal(range(bist.row_max))
+            frame = beat[stim.beat_bits - FRAME_BITS :]
+            m.d.comb += ctx.last.eq(
+                (frame == 0) | (row_idx == bist.row_max - 1) | (sent == bist.beats - 1)
+            )
+            with m.If(accept):
+                m.d.sync += [
+                    row_idx.eq(Mux(ctx.last, 0, row_idx + 1)),
+                    ctx.first.eq(ctx.last),
+                ]
+        stim.drive(m, dut, beat, ctx)
+
+        # ---- outputs: always ready, each one into the MISR ----------------------------------
+        misr = Signal(MISR_WIDTH, init=MISR_INIT)
+        word = Value.cast(dut.o.payload)
+        folded = Const(0, MISR_WIDTH)
+        for lo in range(0, len(word), MISR_WIDTH):
+            folded = folded ^ word[lo : lo + MISR_WIDTH]
+        shifted = Cat(Const(0, 1), misr[: MISR_WIDTH - 1]) ^ Mux(misr[-1], MISR_POLY, 0)
+        received = Signal(range(self.prediction.outputs + 1))
+        done = Signal()
+        m.d.comb += dut.o.ready.eq(1)
+        with m.If(dut.o.valid):
+            m.d.sync += misr.eq(shifted ^ folded)
+            with m.If(~done):
+                m.d.sync += received.eq(received + 1)
+                with m.If(received == self.prediction.outputs - 1):
+                    m.d.sync += done.eq(1)
+
+        # ---- watchdog, clock count, verdict -------------------------------------------------
+        quiet = Signal(WATCHDOG_BITS)
+        hang = Signal()
+        with m.If(accept | dut.o.valid | advance | done):
+            m.d.sync += quiet.eq(0)
+        with m.Else():
+            m.d.sync += quiet.eq(quiet + 1)
+            with m.If(quiet.all()):
+                m.d.sync += hang.eq(1)
+        cycles = Signal(32)
+        with m.If(~done & ~hang):
+            m.d.sync += cycles.eq(cycles + 1)
+        match = misr == self.expected
+        m.d.comb += [
+            self.done.eq(done),
+            self.hang.eq(hang),
+            self.running.eq(~done & ~hang),
+            self.passed.eq(done & ~hang & match),
+            self.failed.eq(hang | (done & ~match)),
+            self.misr.eq(misr),
+            self.cycles.eq(cycles),
+        ]
+
+        self._uart(m, report=done | hang)
+        return m
+
+    def _uart(self, m, report):
+        """8N1 transmitter repeating the report line once the verdict is known."""
+        sig_l = Signal(MISR_WIDTH)
+        cyc_l = Signal(32)
+        status_l = Signal(2)  # 0 PASS, 1 FAIL, 2 HANG
+        status = Mux(self.hang, 2, Mux(self.passed, 0, 1))
+        names = ["PASS", "FAIL", "HANG", "HANG"]
+        line = report_text("PASS", self.bist.name, 0, self.expected, 0)
+        sig_at = line.index("signature=") + len("signature=")
+        cyc_at = line.index("cycles=") + len("cycles=")
+        items = []
+        for pos, ch in enumerate(line):
+            if pos < 4:
+                items.append(_mux_tree([Const(ord(n[pos]), 8) for n in names], status_l))
+            elif sig_at <= pos < sig_at + 8:
+                nib = 7 - (pos - sig_at)
+                items.append(_hex_digit(sig_l[4 * nib : 4 * nib + 4]))
+            elif cyc_at <= pos < cyc_at + 8:
+                nib = 7 - (pos - cyc_at)
+                items.append(_hex_digit(cyc_l[4 * nib : 4 * nib + 4]))
+            else:
+                items.append(Const(ord(ch), 8))
+        n = len(items)
+        char = Signal(8)
+        pos = Signal(range(n))
+        m.d.comb += char.eq(_mux_tree(items, pos))
+
+        div = self.uart_divisor
+        baud = Signal(range(div))
+        shreg = Signal(10, init=0x3FF)
+        bits_left = Signal(range(11))
+        # the gap before each line ends with a snapshot of the values the line shows
+        gap = Signal(range(self.uart_gap + 1), init=1)
+        with m.If(bits_left != 0):
+            with m.If(baud == 0):
+                m.d.sync += [
+                    baud.eq(div - 1),
+                    shreg.eq(Cat(shreg[1:], Const(1, 1))),
+                    bits_left.eq(bits_left - 1),
+                ]
+            with m.Else():
+                m.d.sync += baud.eq(baud - 1)
+        with m.Elif(report & (gap != 0)):
+            m.d.sync += gap.eq(gap - 1)
+            with m.If(gap == 1):
+                m.d.sync += [
+                    sig_l.eq(self.misr),
+                    cyc_l.eq(self.cycles),
+                    status_l.eq(status),
+                ]
+        with m.Elif(report):
+            m.d.sync += [
+                shreg.eq(Cat(Const(0, 1), char, Const(1, 1))),
+                bits_left.eq(10),
+                baud.eq(div - 1),
+            ]
+            with m.If(pos == n - 1):
+                m.d.sync += [pos.eq(0), gap.eq(self.uart_gap)]
+            with m.Else():
+                m.d.sync += pos.eq(pos + 1)
+        m.d.comb += self.tx.eq(Mux(bits_left != 0, shreg[0], 1))
+
+
+@dataclass
+class _Framing:
+    last: Signal
+    first: Signal

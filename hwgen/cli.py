@@ -97,12 +97,175 @@ def cmd_errors(args) -> None:
         print(f"wrote {args.json}")
 
 
+def cmd_report(args) -> None:
+    from . import report
+
+    if args.update_baselines:
+        path = report.update_baselines()
+        print(f"wrote {path}")
+        return
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, not {args.jobs}")
+    unknown = [op for op in args.op if op not in ops.OPERATORS]
+    if unknown:
+        raise ValueError(f"unknown operator {unknown[0]!r}; known: {', '.join(ops.OPERATORS)}")
+    report.make_report(
+        full=args.full,
+        workers=args.jobs,
+        out_dir=args.out,
+        cache_dir=args.cache,
+        only=args.op,
+        readme=ROOT / "README.md" if args.readme else None,
+    )
+
+
+def cmd_accuracy(args) -> None:
+    """Top-1 of the bundled digits DeiT (default) or a user's timm model on an image folder."""
+    from golden import accuracy
+
+    def say(msg: str) -> None:
+        print(msg, flush=True)
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, not {args.batch_size}")
+    if args.device not in ("cpu", "cuda"):
+        raise ValueError(f"--device must be cpu or cuda, not {args.device!r}")
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda: no CUDA device is visible; use --device cpu")
+    names = [n for n in args.configs.split(",") if n] if args.configs else None
+    out_dir = Path(args.out_dir)
+    if args.model:
+        if not args.data:
+            raise ValueError("--model needs --data IMAGEFOLDER (the validation images)")
+        model = accuracy.timm_model(args.model, args.checkpoint, num_classes=args.num_classes)
+        loader, n_images, n_classes = accuracy.imagefolder_data(
+            args.data, model, args.batch_size, args.limit
+        )
+        if n_classes != model.num_classes:
+            raise ValueError(
+                f"{args.data!r} has {n_classes} class folders but {args.model} has "
+                f"{model.num_classes} outputs; the folder must hold every class (sorted folder "
+                "names give the class index) or pass --num-classes"
+            )
+        say(f"{args.model}: {n_images} images of {n_classes} classes from {args.data}")
+        ctx = accuracy.TableContext(
+            model=model.to(args.device), eval_data=loader, device=args.device
+        )
+        configs = accuracy.select(accuracy.standard_configs(qat=False), names)
+        stem = f"accuracy_{args.model}"
+        source = {"model": args.model, "checkpoint": args.checkpoint, "data": args.data}
+    else:
+        if args.checkpoint or args.data:
+            raise ValueError("--checkpoint and --data need --model (a timm model name)")
+        cfg = accuracy.DigitsConfig()
+        trained = accuracy.load_or_train_digits(cfg, progress=say)
+        if args.train_only:
+            say(f"digits DeiT in {trained.path} ({trained.train_seconds:.0f} s of training)")
+            return
+        train, test = accuracy.digits_data(cfg.seed)
+        if args.limit is not None:
+            test = (test[0][: args.limit], test[1][: args.limit])
+        say(
+            f"digits DeiT ({'cached' if trained.cached else 'trained'}: "
+            f"{trained.train_seconds:.0f} s of training), {len(test[0])} held-out images"
+        )
+        ctx = accuracy.TableContext(
+            model=trained.model,
+            eval_data=test,
+            train_data=train,
+            batch_size=args.batch_size,
+            cfg=cfg,
+        )
+        configs = accuracy.select(accuracy.standard_configs(qat=True), names)
+        stem = "accuracy"
+        source = {"model": "digits DeiT", "train_seconds": round(trained.train_seconds, 1)}
+    rows = accuracy.run_table(ctx, configs, progress=say, bar=bool(args.model))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{stem}.json").write_text(json.dumps(rows, indent=2) + "\n")
+    table = accuracy.format_table(rows)
+    header = f"# Accuracy ({source['model']})\n\n" + "\n".join(
+        f"- {k}: {v}" for k, v in source.items() if v is not None
+    )
+    (out_dir / f"{stem}.md").write_text(header + "\n\n" + table + "\n")
+    print()
+    print(table)
+    print(f"\nwrote {out_dir / stem}.json and .md")
+
+
 def cmd_list(args) -> None:
     for op in ops.OPERATORS.values():
         print(f"{op.name}: {op.summary}")
         defaults = op.params()
         for field, value in defaults.to_dict().items():
             print(f"    {field} = {value}")
+
+
+def cmd_bitstream(args) -> None:
+    from . import bitstream
+
+    board = bitstream.get_board(args.board)  # unknown board: the list, before any work
+    names = args.op or list(ops.OPERATORS)
+    if args.params and len(names) != 1:
+        raise ValueError("--params needs exactly one operator, e.g. `gelu --params segments=8`")
+    failed = []
+    for name in names:
+        params = ops.params_from_text(name, args.params)
+        try:
+            result = bitstream.build(
+                board.name,
+                name,
+                params,
+                beats=args.beats,
+                row_max=args.row_max,
+                out_root=args.out,
+                progress=lambda msg: print(f"    {msg}", flush=True),
+            )
+        except RuntimeError as exc:
+            if len(names) == 1:
+                raise
+            print(f"hwgen: error: {name}: {exc}", file=sys.stderr, flush=True)
+            failed.append(name)
+            continue
+        print(bitstream.format_result(result), flush=True)
+    if failed:
+        raise RuntimeError(f"no bitstream for {', '.join(failed)} on {board.name} (see above)")
+
+
+def cmd_formal(args) -> None:
+    from . import formal
+
+    if args.list:
+        print(formal.format_list(args.report_dir))
+        return
+    props = [p for p in args.props.split(",") if p]
+    unknown = [p for p in props if p not in formal.PROPERTIES]
+    if unknown:
+        known = ", ".join(formal.PROPERTIES)
+        raise ValueError(f"unknown properties {unknown}; choose from {known}")
+    names = args.op or formal.components()
+    setups = [formal.setup(name, depth=args.depth) for name in names]  # bad names: fail first
+    reason = formal.solver_missing(args.solver)
+    if reason:
+        raise RuntimeError(reason)
+    failed = []
+    for fs in setups:
+        print(formal.format_setup(fs), flush=True)
+        chosen = [p for p in props if p in fs.properties] or None
+        results = formal.prove(
+            fs,
+            chosen,
+            solver=args.solver,
+            timeout=args.timeout,
+            progress=lambda r: print(formal.format_result(r), flush=True),
+        )
+        out = formal.write_report(fs, results, args.solver, args.report_dir)
+        print(f"  wrote {out}", flush=True)
+        failed += [f"{fs.name}:{r.prop}" for r in results if r.status != "PASS"]
+    if failed:
+        raise RuntimeError(f"formal: {len(failed)} did not pass: {', '.join(failed)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,8 +311,90 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the rows to this JSON file")
     p.set_defaults(func=cmd_errors)
 
+    p = sub.add_parser(
+        "report", help="reports/REPORT.md: resources, Fmax, error, energy, Pareto plots"
+    )
+    p.add_argument("op", nargs="*", help="only these operators and their baselines (default: all)")
+    p.add_argument("--full", action="store_true", help="every family for the Pareto sweeps too")
+    p.add_argument("--jobs", type=int, default=2, help="parallel worker processes (2)")
+    p.add_argument("--out", default=str(ROOT / "reports"), help="output folder (reports/)")
+    p.add_argument(
+        "--cache", default=str(ROOT / "build" / "report-cache"), help="result cache folder"
+    )
+    p.add_argument(
+        "--readme", action="store_true", help="also rewrite README.md's generated results section"
+    )
+    p.add_argument(
+        "--update-baselines",
+        action="store_true",
+        help="regenerate tests/synth_baselines.json (Yosys counts of the default configurations)",
+    )
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "accuracy",
+        help="top-1 with the hardware operators and 4-bit weights (digits DeiT or your model)",
+    )
+    p.add_argument("--model", help="a timm model name, e.g. deit_small_patch16_224")
+    p.add_argument("--checkpoint", help="state dict (.pth) for --model")
+    p.add_argument("--data", help="ImageNet-style folder of validation images for --model")
+    p.add_argument("--num-classes", type=int, help="classifier outputs of --model")
+    p.add_argument("--limit", type=int, help="evaluate this many images only")
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (the operators run on the CPU)")
+    p.add_argument("--configs", default="", help="comma-separated rows (default: all)")
+    p.add_argument(
+        "--train-only", action="store_true", help="train (or find) the digits DeiT and stop"
+    )
+    p.add_argument(
+        "--out-dir", default=str(ROOT / "reports"), help="where accuracy.json/.md go (reports/)"
+    )
+    p.set_defaults(func=cmd_accuracy)
+
     p = sub.add_parser("list", help="operators and their default parameters")
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser(
+        "bitstream", help="board bitstream of an operator's built-in self-test (YoWASP tools)"
+    )
+    p.add_argument("op", nargs="*", help=f"operators (default: all of {', '.join(ops.OPERATORS)})")
+    p.add_argument(
+        "--board",
+        required=True,
+        help="ulx3s, ulx3s-85f, orangecrab or icebreaker (the list: hwgen.bitstream.BOARDS)",
+    )
+    p.add_argument(
+        "--params",
+        default="",
+        metavar="K=V,...",
+        help="parameters of the one operator named, e.g. segments=8,slope_mode=mult",
+    )
+    p.add_argument("--beats", type=int, default=65536, help="input beats of the self-test")
+    p.add_argument(
+        "--row-max", type=int, default=32, help="longest row (softmax, LayerNorm) or dot product"
+    )
+    p.add_argument(
+        "--out",
+        default=str(ROOT / "build" / "bitstream"),
+        help="build folder root (build/bitstream/)",
+    )
+    p.set_defaults(func=cmd_bitstream)
+
+    p = sub.add_parser("formal", help="bounded proofs of the stream rules (SymbiYosys, Boolector)")
+    p.add_argument("op", nargs="*", help="streaming components (default: all of them)")
+    p.add_argument("--depth", type=int, help="BMC depth in clocks (default: per component)")
+    p.add_argument(
+        "--props", default="", metavar="P,...", help="properties (default: all that apply)"
+    )
+    p.add_argument("--solver", default="boolector", help="boolector (default), yices or z3")
+    p.add_argument("--timeout", type=float, default=900.0, help="seconds per property run")
+    p.add_argument("--list", action="store_true", help="components, setups and last results")
+    p.add_argument(
+        "--report-dir",
+        default=str(ROOT / "reports" / "formal"),
+        help="where <config>.json goes (reports/formal/)",
+    )
+    p.set_defaults(func=cmd_formal)
     return parser
 
 

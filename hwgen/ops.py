@@ -81,6 +81,24 @@ OPERATORS: dict[str, Operator] = {
             "MacEngine",
             "Posit4 / FixP4 x fixed-point dot-product engine (and its baselines), no multiplier",
         ),
+        Operator(
+            "softmax_base",
+            "SoftmaxBaseParams",
+            "SoftmaxBase",
+            "softmax baselines: table exp + pipelined divider (div), hls4ml-style tables (lut)",
+        ),
+        Operator(
+            "gelu_base",
+            "GeluBaseParams",
+            "GeluBase",
+            "GELU baselines: block-RAM table (table), x * Phi(x) by Horner with DSPs (poly)",
+        ),
+        Operator(
+            "layernorm_base",
+            "LayerNormBaseParams",
+            "LayerNormBase",
+            "LayerNorm baselines: dividers + square root (div), hls4ml-style 1/sqrt table (lut)",
+        ),
     ]
 }
 

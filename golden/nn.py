@@ -94,7 +94,7 @@ __all__ = [
 
 
 def _through(fn, x: torch.Tensor, in_fmt, out_fmt) -> torch.Tensor:
-    codes = in_fmt.encode(x.detach().to("cpu", torch.float64).numpy())
+    codes = in_fmt.encode(_host(x))
     y = out_fmt.decode(fn(codes))
     return torch.from_numpy(np.ascontiguousarray(y)).to(device=x.device, dtype=x.dtype)
 
@@ -210,7 +210,7 @@ class LayerNorm(torch.nn.Module):
             gamma = p.gamma_fmt.encode(self.weight.detach().to("cpu", torch.float64).numpy())
         if self.bias is not None:
             beta = p.beta_fmt.encode(self.bias.detach().to("cpu", torch.float64).numpy())
-        xf = x.detach().to("cpu", torch.float64).numpy()
+        xf = _host(x)
         if self.scale == "format":
             k = 0
         elif self.scale == "static":
@@ -476,6 +476,15 @@ class MacLinear(torch.nn.Module):
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"posits={int(self.w_is_posit.sum())}, act_scale={scale}, params={self.params.name}"
         )
+
+
+def _host(x: torch.Tensor) -> np.ndarray:
+    """A tensor's values as a NumPy float array on the host (float32 stays float32: its
+    values are exact in the float64 that encode() works in)."""
+    x = x.detach().cpu()
+    if x.dtype not in (torch.float32, torch.float64):
+        x = x.double()
+    return x.numpy()
 
 
 def _numpy(x):

@@ -276,6 +276,18 @@ def _exp(p: SoftmaxParams, t) -> np.ndarray:
     return np.where(flushed, 0, e)
 
 
+_LUT_THRESHOLD = 1 << 16
+
+
+@functools.lru_cache(maxsize=16)
+def _exp_all(p: SoftmaxParams) -> np.ndarray:
+    """``_exp(p, -d)`` for every difference d = 0 .. max_code - min_code."""
+    span = p.in_fmt.max_code - p.in_fmt.min_code
+    out = _exp(p, -np.arange(span + 1, dtype=np.int64))
+    out.setflags(write=False)
+    return out
+
+
 def emulate(p: SoftmaxParams, codes) -> np.ndarray:
     """Bit-exact model of :class:`hwgen.softmax.Softmax`: the last axis is one row.
 
@@ -289,7 +301,12 @@ def emulate(p: SoftmaxParams, codes) -> np.ndarray:
             f"not {length}; raise max_len or split the rows"
         )
     t = x - x.max(axis=-1, keepdims=True)
-    e = _exp(p, t)
+    if t.size > _LUT_THRESHOLD and p.in_fmt.width <= 20:
+        # large arrays: exp of every possible difference evaluated once by _exp, then looked
+        # up (the same function of t alone; a DeiT forward pass has millions of elements)
+        e = _exp_all(p)[-t]
+    else:
+        e = _exp(p, t)
     s = e.sum(axis=-1, keepdims=True)
     # leading one: s = 2^k * m, m in [1, 2) with poly_fmt fractional bits (truncated)
     fm = p.poly_fmt.frac_bits

@@ -406,7 +406,7 @@ def _direct(m: MacLinear, x: torch.Tensor, act_scale: float) -> np.ndarray:
 
 @pytest.mark.parametrize("mode", ["mixed", "posit4", "fixp4"])
 @pytest.mark.parametrize("act_fmt", [FixFormat(4, 4), FixFormat(2, 2)])
-def test_mac_linear_equals_emulate(mode, act_fmt, monkeypatch):
+def test_mac_linear_equals_emulate(mode, act_fmt):
     torch.manual_seed(1)
     lin = torch.nn.Linear(20, 7).double()
     x = torch.randn(3, 5, 20, dtype=torch.float64) * 2
@@ -417,8 +417,7 @@ def test_mac_linear_equals_emulate(mode, act_fmt, monkeypatch):
     y = m(x)
     assert y.shape == (3, 5, 7) and y.dtype == x.dtype
     assert np.array_equal(y.numpy(), _direct(m, x, dynamic))
-    # static scale, and blocks of a few rows through emulate give the same result
-    monkeypatch.setattr("golden.nn._BLOCK_ELEMENTS", 300)
+    # static scale
     m.calibrate(x[0])
     static = float(x[0].abs().max()) / act_fmt.max_value
     assert m.act_scale == static

@@ -10,6 +10,9 @@
 #   make digits-model  train (once, cached in build/accuracy/) the bundled digits DeiT
 #   make accuracy    top-1 table into reports/accuracy.{md,json} (MODEL=, CHECKPOINT=, DATA=,
 #                    LIMIT= for a timm model on your image folder)
+#   make report      reports/REPORT.md + PNG plots: resources, Fmax, error, energy estimate, Pareto
+#                    sweeps and the accuracy table; runs `make accuracy` first; FULL=1: every family
+#                    for the sweeps too; results cached in build/report-cache/
 #   make bitstream   BOARD=ulx3s|ulx3s-85f|orangecrab|icebreaker OP=<op> [PARAMS=...]: a
 #                    built-in self-test bitstream into build/bitstream/<board>/<name>/
 #   make formal      SymbiYosys proofs of the stream handshakes into reports/formal/
@@ -37,8 +40,8 @@ CHECKPOINT ?=
 DATA       ?=
 LIMIT      ?=
 
-.PHONY: install install-accuracy tools verilog sim test synth digits-model accuracy bitstream \
-	formal lint clean
+.PHONY: install install-accuracy tools verilog sim test synth digits-model accuracy report \
+	bitstream formal lint clean
 
 install: $(STAMP) tools
 
@@ -96,6 +99,9 @@ accuracy: install-accuracy
 	$(PY) -m hwgen accuracy $(if $(MODEL),--model $(MODEL)) \
 	  $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) $(if $(DATA),--data $(DATA)) \
 	  $(if $(LIMIT),--limit $(LIMIT))
+
+report: accuracy
+	$(PY) -m hwgen report --jobs $(JOBS) $(if $(FULL),--full) --readme
 
 bitstream: $(STAMP)
 	@if [ -z "$(BOARD)" ]; then echo "make bitstream: set BOARD=ulx3s|ulx3s-85f|orangecrab|icebreaker (and OP=<operator>)" >&2; exit 2; fi

@@ -116,6 +116,7 @@ def cmd_report(args) -> None:
         cache_dir=args.cache,
         only=args.op,
         readme=ROOT / "README.md" if args.readme else None,
+        cached_only=args.cached_only,
     )
 
 
@@ -251,6 +252,7 @@ def cmd_formal(args) -> None:
     if reason:
         raise RuntimeError(reason)
     failed = []
+    rows = []
     for fs in setups:
         print(formal.format_setup(fs), flush=True)
         chosen = [p for p in props if p in fs.properties] or None
@@ -259,11 +261,19 @@ def cmd_formal(args) -> None:
             chosen,
             solver=args.solver,
             timeout=args.timeout,
+            cut=args.cut,
             progress=lambda r: print(formal.format_result(r), flush=True),
         )
-        out = formal.write_report(fs, results, args.solver, args.report_dir)
+        out = formal.write_report(fs, results, args.solver, args.report_dir, cut=args.cut)
         print(f"  wrote {out}", flush=True)
-        failed += [f"{fs.name}:{r.prop}" for r in results if r.status != "PASS"]
+        rows.append((fs, results))
+        failed += [f"{fs.name}:{r.prop} {r.status}" for r in results if r.status != "PASS"]
+    print("\n" + formal.format_summary(rows))
+    print("\nabstracted or capped:")
+    for fs, results in rows:
+        print(f"  {fs.op}:")
+        for line in formal.limits(fs, [r.prop for r in results], args.cut):
+            print(f"    - {line}")
     if failed:
         raise RuntimeError(f"formal: {len(failed)} did not pass: {', '.join(failed)}")
 
@@ -323,6 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--readme", action="store_true", help="also rewrite README.md's generated results section"
+    )
+    p.add_argument(
+        "--cached-only",
+        action="store_true",
+        help="write the report from cached results only (no tool runs; missing units listed)",
     )
     p.add_argument(
         "--update-baselines",
@@ -387,7 +402,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--props", default="", metavar="P,...", help="properties (default: all that apply)"
     )
     p.add_argument("--solver", default="boolector", help="boolector (default), yices or z3")
-    p.add_argument("--timeout", type=float, default=900.0, help="seconds per property run")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per property run")
+    p.add_argument(
+        "--cut",
+        default="datapath",
+        choices=["none", "mul", "datapath"],
+        help="cells cut to free values (default datapath: multipliers, dividers, memory read "
+        "data, wide adders and shifters)",
+    )
     p.add_argument("--list", action="store_true", help="components, setups and last results")
     p.add_argument(
         "--report-dir",

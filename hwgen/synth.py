@@ -646,6 +646,9 @@ def up5k_fits(counts: Mapping) -> tuple[bool, str]:
         for key, cap in UP5K_CAPACITY.items()
         if int(counts.get(key, 0)) > cap
     ]
+    # a logic cell holds one LUT4 and one flip-flop: more flip-flops than cells cannot fit
+    if int(counts.get("ff", 0)) > UP5K_CAPACITY["lut"]:
+        over.append(f"ff {int(counts['ff'])} > {UP5K_CAPACITY['lut']} logic cells")
     return (not over, ", ".join(over))
 
 
@@ -819,7 +822,17 @@ def synthesize_ice40_up5k(
     ]
     (out / "up5k_report.json").unlink(missing_ok=True)
     report(f"nextpnr ice40: iCE40UP5K SG48 at {fmax_mhz_target:g} MHz")
-    _run_logged(argv, out, out / "up5k_pnr.log", "nextpnr (ice40)")
+    try:
+        _run_logged(argv, out, out / "up5k_pnr.log", "nextpnr (ice40)")
+    except RuntimeError:
+        # packed logic cells (LUT + FF + carry) can exceed the device although each count fits
+        log = (out / "up5k_pnr.log").read_text(encoding="utf-8", errors="replace")
+        match = re.search(r"Failed to expand region .* of (\d+) ICESTORM_LCs", log)
+        if not match:
+            raise
+        counts["up5k_fits"] = False
+        counts["up5k_over"] = f"{match.group(1)} logic cells > {UP5K_CAPACITY['lut']}"
+        return counts
     try:
         pnr = json.loads((out / "up5k_report.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

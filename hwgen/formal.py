@@ -16,13 +16,24 @@ What the model assumes and abstracts:
   arbitrary value (their ``init`` attributes are removed): only reset may establish a state.
 - Nothing constrains the input stream: ``i.valid`` may drop before a transfer and the payload
   may change while waiting, and rows may have any length from 1 to ``max_len``.
-- Multipliers (``$mul`` cells) are cut: their products are free values in every clock. The
-  properties are about control (valid, ready, first, last) and about the output register
-  holding its payload, which the cut does not change; it keeps the solver away from the
-  arithmetic, which :mod:`golden` and the cocotb testbenches check.
+- The datapath is cut (:func:`cut_script`, level ``datapath``): the outputs of multipliers,
+  dividers, memories (read data; a synchronous read port is first split into an asynchronous
+  read and its output register, which stays with its enable) and of adders, subtracters and
+  shifters of :data:`CUT_WIDTH` bits or more are free values in every clock. Cutting only adds
+  behaviours, so whatever passes with the cut holds without it. The properties are about
+  control (valid, ready, first, last, counters, FIFO levels: all narrower, all kept) and about
+  the output register holding its payload, which no cut changes; :mod:`golden` and the cocotb
+  testbenches check the arithmetic. ``--cut mul`` / ``none`` keep more of it.
+- ``stable`` is proven by k-induction (``mode prove``, :data:`INDUCTION_DEPTH`): a pass holds at
+  every depth. The other assertions are bounded (BMC to ``depth``); an inconclusive induction
+  falls back to BMC, and the result says which (``method``).
+- ``reset`` is checked on the traces that accept no input at all (assumed): once an input is
+  accepted the assertion is off, and a reset raised later starts from a state that the first
+  reset, with every register arbitrary and the memories cut, also starts from.
+- The counting properties (:data:`COUNTING`) assume at most ``in_flight`` units owed.
 - Row-based operators run at ``max_len`` = :data:`FORMAL_MAX_LEN` (their default is 256 or
-  1024 elements, far beyond what a bounded proof can go through twice); every other parameter
-  keeps its default.
+  1024 elements, far beyond what a bounded proof can go through twice); the other parameters
+  keep their defaults except those in :data:`FORMAL_REDUCED` (reports list every change).
 
 An input counts as accepted only in a clock where ``i.valid`` and ``i.ready`` are both high, so a
 component that consumed an element while ``i.ready`` was low would emit one output more than it
@@ -38,6 +49,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -70,6 +82,9 @@ __all__ = [
     "setup",
     "solver_missing",
     "prove",
+    "limits",
+    "cut_script",
+    "format_summary",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -360,6 +375,8 @@ class Harness(Elaboratable):
         self.fs = fs
         self.props = tuple(props)
         self.resets = resets
+        #: ``reset`` only: assume that no input is accepted (see :meth:`elaborate`)
+        self.reset_no_input = self.props == ("reset",)
         self.ports = []
         self._drive = []
         for path, member, value in dut.signature.flatten(dut):
@@ -455,6 +472,11 @@ class Harness(Elaboratable):
                 m.d.comb += Assert(o.valid & (payload == past_payload), "stable")
 
         if "reset" in props:
+            # once an input is accepted the assertion is off for good (reset raised later
+            # starts from a state that clock 0, with every register arbitrary, also has):
+            # only traces that accept nothing matter, and the solver is told so
+            if self.reset_no_input:
+                m.d.comb += Assume(~take_i)
             with m.If(started & (beats_in == 0)):
                 m.d.comb += Assert(~o.valid, "reset")
 
@@ -519,8 +541,9 @@ class PropertyResult:
     prop : str
     status : str
         ``PASS`` (proven to ``depth``; for ``reach``: the cover was reached), ``FAIL`` (a
-        counterexample, or the cover is unreachable), ``ERROR`` (the tools failed or timed
-        out).
+        counterexample, or the cover is unreachable), ``TIMEOUT`` (the run was stopped after
+        ``timeout`` seconds; ``detail`` names the last step checked), ``ERROR`` (the tools
+        failed).
     seconds : float
     depth : int
     step : int or None
@@ -528,6 +551,9 @@ class PropertyResult:
     trace : str or None
         Counterexample (or cover) VCD, relative to the repository.
     detail : str
+    method : str
+        ``bmc`` (bounded to ``depth``), ``prove`` (base case and k-induction of length
+        ``depth``: a pass holds at every depth) or ``cover``.
     """
 
     prop: str
@@ -537,6 +563,7 @@ class PropertyResult:
     step: int | None = None
     trace: str | None = None
     detail: str = ""
+    method: str = "bmc"
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -605,7 +632,7 @@ depth {depth}
 multiclock off
 
 [engines]
-smtbmc {solver}
+{engine}
 
 [script]
 read_rtlil harness.il
@@ -617,6 +644,54 @@ prep -top top
 [files]
 harness.il
 """
+
+
+#: Cells of the component that every proof cuts to free values (``cutpoint``): the
+#: multipliers, dividers and memories (read data; synchronous read ports are first split into
+#: an asynchronous read and their output register, which stays, enable and all).
+CUT_ALWAYS = ("$mul", "$div", "$mod", "$divfloor", "$modfloor", "$pow", "$mem_v2")
+#: Adders, subtracters and shifters at least :data:`CUT_WIDTH` bits wide are cut as well: they
+#: are datapath (the counters of the control logic are narrower).
+CUT_WIDE = ("$add", "$sub", "$neg", "$shl", "$shr", "$sshl", "$sshr", "$shift", "$shiftx")
+CUT_WIDTH = 12
+
+#: The cut levels: ``none``; ``mul`` (multipliers only); ``datapath`` (the default).
+CUT_LEVELS = ("none", "mul", "datapath")
+
+
+def cut_script(level) -> str:
+    """Yosys commands that cut the component's datapath cells at ``level``.
+
+    Cutting a cell replaces its outputs by values the solver chooses freely in every clock.
+    That can only add behaviours, so a property proven with the cut holds without it (a
+    failure may be spurious and is then checked without the cut).
+    """
+    if level is True:
+        level = "datapath"
+    if level in (False, None):
+        level = "none"
+    if level not in CUT_LEVELS:
+        raise ValueError(f"unknown cut level {level!r}; choose from {', '.join(CUT_LEVELS)}")
+    if level == "none":
+        return "flatten"
+    if level == "mul":
+        return "cutpoint top.dut*/t:$mul\nflatten"
+    sel = " ".join(f"top.dut*/t:{t}" for t in CUT_ALWAYS)
+    sel += "".join(f" top.dut*/t:{t} r:Y_WIDTH>={CUT_WIDTH} %i" for t in CUT_WIDE)
+    return f"memory_nordff\ncutpoint {sel}\nflatten\nopt_clean"
+
+
+def cut_description(level) -> str:
+    """What ``level`` cuts, in words (for the reports)."""
+    level = {True: "datapath", False: "none", None: "none"}.get(level, level)
+    if level == "none":
+        return "nothing cut"
+    if level == "mul":
+        return "multipliers ($mul) cut to free values"
+    return (
+        f"datapath cut to free values: {', '.join(CUT_ALWAYS)} (memory read data; the read "
+        f"registers stay), and {', '.join(CUT_WIDE)} of {CUT_WIDTH} bits or more"
+    )
 
 
 def _write_task(fs: FormalSetup, props, work: Path, *, solver: str, dut=None) -> dict:
@@ -648,13 +723,17 @@ def prove(
     work: Path | None = None,
     dut=None,
     timeout: float | None = None,
-    cut: bool = True,
+    cut: str = "datapath",
+    engine=None,
     progress=None,
 ) -> list[PropertyResult]:
     """Check ``props`` (default: all of the component's) of one setup, one SymbiYosys run each.
 
     ``dut`` replaces the registry's component (the negative tests pass a broken one);
-    ``timeout`` (seconds) bounds each run, which then reports ``ERROR``; ``progress`` is
+    ``timeout`` (seconds) bounds each run, which then reports ``TIMEOUT``; ``cut`` is the
+    abstraction level (:data:`CUT_LEVELS`, default ``datapath``); ``engine`` is ``bmc``,
+    ``prove`` or a ``{property: engine}`` dict (default :data:`DEFAULT_ENGINE`; a ``prove``
+    that is inconclusive is redone as ``bmc``); ``progress`` is
     called with each :class:`PropertyResult` as it is known.
     """
     props = list(props) if props else list(fs.properties)
@@ -666,49 +745,87 @@ def prove(
     reason = solver_missing(solver)
     if reason:
         raise RuntimeError(reason)
-    work = Path(work) if work is not None else ROOT / "build" / "formal" / fs.name
+    work = Path(work).resolve() if work is not None else ROOT / "build" / "formal" / fs.name
     results = []
     for prop in props:
         # a fresh component per run: an elaborated one cannot be elaborated again
         one = dut() if callable(dut) and not isinstance(dut, Elaboratable) else dut
-        result = _prove_one(fs, prop, work / prop, solver=solver, dut=one, timeout=timeout, cut=cut)
+        table = DEFAULT_ENGINE if engine is None else engine
+        eng = table.get(prop, "bmc") if isinstance(table, dict) else table
+        result = _prove_one(
+            fs, prop, work / prop, solver=solver, dut=one, timeout=timeout, cut=cut, engine=eng
+        )
+        if result.status == "UNKNOWN":
+            # induction inconclusive (an unreachable state breaks it): bounded proof instead
+            one = dut() if callable(dut) and not isinstance(dut, Elaboratable) else dut
+            again = _prove_one(
+                fs,
+                prop,
+                work / prop,
+                solver=solver,
+                dut=one,
+                timeout=timeout,
+                cut=cut,
+                engine="bmc",
+            )
+            again.detail = f"k-induction inconclusive ({result.seconds:g} s); {again.detail}"
+            again.seconds = round(again.seconds + result.seconds, 1)
+            result = again
         results.append(result)
         if progress is not None:
             progress(result)
     return results
 
 
-def _prove_one(fs, prop, work: Path, *, solver, dut, timeout, cut) -> PropertyResult:
+#: Length of the k-induction (and of its base case) of ``prove``.
+INDUCTION_DEPTH = 8
+
+#: The engine each property is first tried with (the others: ``bmc``). ``stable`` is
+#: k-inductive once the datapath is cut: the output register holds whatever its input is.
+DEFAULT_ENGINE = {"stable": "prove"}
+
+#: Proof modes: ``bmc`` (SymbiYosys ``mode bmc``, smtbmc and the SMT solver, to ``depth``
+#: clocks) and ``prove`` (``mode prove``: the same base case plus k-induction of length
+#: ``depth``; a pass holds at every depth).
+ENGINES = ("bmc", "prove")
+
+
+def _prove_one(fs, prop, work: Path, *, solver, dut, timeout, cut, engine) -> PropertyResult:
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
     t0 = time.monotonic()
     names = _write_task(fs, [prop], work, solver=solver, dut=dut)
-    mode = "cover" if prop == "reach" else "bmc"
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+    if prop == "reach":
+        mode, line = "cover", f"smtbmc {solver}"
+    elif engine == "prove":
+        mode, line = "prove", f"smtbmc {solver}"
+    else:
+        mode, line = "bmc", f"smtbmc {solver}"
+    depth = min(INDUCTION_DEPTH, fs.depth) if mode == "prove" else fs.depth
     (work / "task.sby").write_text(
-        _SBY.format(
-            mode=mode,
-            depth=fs.depth,
-            solver=solver,
-            cut="cutpoint t:$mul" if cut else "",
-        )
+        _SBY.format(mode=mode, depth=depth, engine=line, cut=cut_script(cut))
     )
     log = work / "sby.log"
-    try:
-        with log.open("w") as out:
-            proc = subprocess.run(
-                [synth._find_tool("yowasp-sby"), "-f", "task.sby"],
-                cwd=work,
-                env=_tool_env(work, solver),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                timeout=timeout,
-                check=False,
-            )
-        rc = proc.returncode
-    except subprocess.TimeoutExpired:
-        rc = None
+    with log.open("w") as out:
+        # a session of its own: a timeout ends SymbiYosys and the solver it started
+        proc = subprocess.Popen(
+            [synth._find_tool("yowasp-sby"), "-f", "task.sby"],
+            cwd=work,
+            env=_tool_env(work, solver),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            rc = None
     seconds = round(time.monotonic() - t0, 1)
     text = log.read_text(errors="replace")
     trace = None
@@ -717,7 +834,12 @@ def _prove_one(fs, prop, work: Path, *, solver, dut, timeout, cut) -> PropertyRe
     status = status_line.group(1) if status_line else "ERROR"
     detail = ""
     if rc is None:
-        status, detail = "ERROR", f"timed out after {timeout} s"
+        reached = re.findall(r"Checking (?:assertions|cover reachability) in step (\d+)", text)
+        status = "TIMEOUT"
+        detail = f"timed out after {timeout:g} s"
+        if reached:
+            before = "not reached" if mode == "cover" else "no failure"
+            detail += f" in step {reached[-1]} ({before} before it)"
     elif mode == "cover":
         status = {"PASS": "PASS", "FAIL": "FAIL"}.get(status, "ERROR")
         hit = re.search(r"Reached cover statement .* in step (\d+)", text)
@@ -737,7 +859,9 @@ def _prove_one(fs, prop, work: Path, *, solver, dut, timeout, cut) -> PropertyRe
     if status == "ERROR" and not detail:
         errors = [ln for ln in text.splitlines() if "ERROR" in ln or "Error" in ln]
         detail = (errors[0].strip() if errors else f"sby exit status {rc}")[:200]
-    return PropertyResult(prop, status, seconds, fs.depth, step, trace, detail)
+    if mode == "prove" and status_line and status_line.group(1) == "UNKNOWN":
+        status, detail = "UNKNOWN", f"base case passed, induction of length {depth} failed"
+    return PropertyResult(prop, status, seconds, depth, step, trace, detail, mode)
 
 
 def _check_name(cell: str, names: dict[int, str]) -> str:
@@ -749,7 +873,8 @@ def _check_name(cell: str, names: dict[int, str]) -> str:
 
 def format_result(r: PropertyResult) -> str:
     """One line: property, status, time, and the counterexample if there is one."""
-    line = f"  {r.prop:9s} {r.status:5s} {r.seconds:7.1f} s  depth {r.depth}"
+    how = "k-induction" if r.method == "prove" else r.method
+    line = f"  {r.prop:9s} {r.status:7s} {r.seconds:7.1f} s  {how} depth {r.depth}"
     if r.detail:
         line += f"  {r.detail}"
     if r.trace and r.status != "PASS":
@@ -790,16 +915,61 @@ def report_path(fs: FormalSetup, report_dir: Path | str | None = None) -> Path:
     return base / f"{fs.name}.json"
 
 
-def write_report(fs: FormalSetup, results, solver: str, report_dir=None) -> Path:
-    """``reports/formal/<name>.json``: the setup and every property's result."""
+def limits(fs: FormalSetup, props=None, cut="datapath") -> list[str]:
+    """Everything the proofs of ``fs`` cap, reduce or abstract, one sentence each."""
+    props = fs.properties if props is None else props
+    out = [cut_description(cut)]
+    for key, (default, used, why) in fs.changed.items():
+        out.append(f"{key} {default} -> {used}: {why}")
+    counting = [p for p in props if p in COUNTING]
+    if counting and fs.in_flight is not None:
+        unit = "dot products" if fs.kind == "reduce" else "elements"
+        out.append(
+            f"{', '.join(counting)}: at most {fs.in_flight} {unit} owed (the input is held "
+            "off while that many are inside), to keep the count comparison tractable"
+        )
+    if fs.kind == "row" and ("drain" in props or "reach" in props):
+        out.append(f"drain/reach: at most {fs.rows} rows accepted before the drain check")
+    if "stable" in props:
+        out.append(
+            f"stable: k-induction of length {INDUCTION_DEPTH} (holds at every depth; BMC if "
+            "the induction is inconclusive)"
+        )
+    if "reset" in props:
+        out.append("reset: checked on the traces that accept no input (assumed)")
+    out.append(f"bounded: BMC to depth {fs.depth} clocks from reset (needed {fs.needed_depth})")
+    return out
+
+
+def write_report(fs: FormalSetup, results, solver: str, report_dir=None, cut="datapath") -> Path:
+    """``reports/formal/<name>.json``: the setup, what is abstracted and every result."""
     out = report_path(fs, report_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         **fs.to_dict(),
         "solver": solver,
-        "abstraction": "multipliers ($mul) cut to free values",
+        "cut": cut,
+        "abstraction": cut_description(cut),
+        "limits": limits(fs, [r.prop for r in results], cut),
         "results": {r.prop: r.to_dict() for r in results},
         "passed": all(r.status == "PASS" for r in results),
     }
     out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     return out
+
+
+def format_summary(rows) -> str:
+    """A table of ``(setup, results)`` pairs: one line per component, one column per property."""
+    cols = list(PROPERTIES)
+    width = max([len(fs.op) for fs, _ in rows] + [9])
+    head = f"{'component':{width}s} " + " ".join(f"{c:>14s}" for c in cols)
+    lines = [head, "-" * len(head)]
+    for fs, results in rows:
+        got = {r.prop: r for r in results}
+        cells = []
+        for c in cols:
+            r = got.get(c)
+            cells.append("-" if r is None else f"{r.status} {r.seconds:.0f}s")
+        lines.append(f"{fs.op:{width}s} " + " ".join(f"{c:>14s}" for c in cells))
+    lines.append("(status, seconds; '-': not run or not a property of that kind)")
+    return "\n".join(lines)

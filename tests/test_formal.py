@@ -1,8 +1,11 @@
-"""Bounded proofs of the stream rules (hwgen.formal), and broken components that must fail.
+"""Proofs of the stream rules (hwgen.formal), and broken components that must fail.
 
-The default run proves every property of the GELU pipeline (about 45 s of Boolector time) and
-shows that broken components fail; the other components' proofs take far longer and carry the
-``formal`` marker (``make formal`` or ``pytest -m formal``).
+The default run (about 90 s on a loaded 2-core machine) proves ``stable`` (k-induction) and
+``reset`` (bounded, two full rows deep) for every streaming component of the registry, every
+property of the GELU pipeline and the counting properties that take seconds
+(:data:`FAST_COUNTING`), and shows that broken components fail; the other counting properties
+take far longer (some do not finish) and carry the ``formal`` marker (``make formal`` or
+``pytest -m formal``).
 """
 
 from __future__ import annotations
@@ -70,6 +73,29 @@ class _Dropper(wiring.Component):
         return m
 
 
+class _EagerValid(wiring.Component):
+    """GELU that raises ``o.valid`` two clocks after reset with no input (breaks ``reset``)."""
+
+    def __init__(self):
+        self.inner = GeluPWL(GeluParams())
+        self.latency = self.inner.latency
+        super().__init__(self.inner.signature)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.inner = inner = self.inner
+        wiring.connect(m, wiring.flipped(self.i), inner.i)
+        clocks = Signal(2)
+        with m.If(clocks != 3):
+            m.d.sync += clocks.eq(clocks + 1)
+        m.d.comb += [
+            self.o.valid.eq(inner.o.valid | (clocks == 2)),
+            self.o.payload.eq(inner.o.payload),
+            inner.o.ready.eq(self.o.ready),
+        ]
+        return m
+
+
 def test_components_come_from_the_registry():
     names = formal.components()
     assert {"gelu", "softmax", "layernorm", "posit_mac"} <= set(names)
@@ -123,9 +149,65 @@ def test_swallowed_result_fails_drain(tmp_path):
 
 
 @needs_solver
-@pytest.mark.formal
-@pytest.mark.parametrize("name", ["softmax", "layernorm", "posit_mac"])
-def test_slow_component_every_property_passes(name, tmp_path):
+def test_output_valid_without_input_fails_reset(tmp_path):
+    fs = formal.setup("gelu")
+    (result,) = formal.prove(fs, ["reset"], work=tmp_path, dut=_EagerValid)
+    assert result.status == "FAIL", result
+    assert "reset" in result.detail and result.step is not None and result.step <= 3
+
+
+@needs_solver
+@pytest.mark.parametrize("name", formal.components())
+def test_stable_and_reset_pass_for_every_component(name, tmp_path):
     fs = formal.setup(name)
-    results = formal.prove(fs, work=tmp_path)
-    assert {r.prop: r.status for r in results} == dict.fromkeys(fs.properties, "PASS")
+    stable, reset = formal.prove(fs, ["stable", "reset"], work=tmp_path, timeout=300)
+    # stable: base case and k-induction, so it holds at every depth
+    assert (stable.status, stable.method) == ("PASS", "prove"), stable
+    # reset: bounded, to the depth that lets two full rows through
+    assert (reset.status, reset.method, reset.depth) == ("PASS", "bmc", fs.needed_depth), reset
+
+
+#: Counting properties that pass within seconds (the others are behind the ``formal`` marker).
+FAST_COUNTING = {
+    "gelu_base": ("no_extra", "drain", "reach"),
+    "posit_mac": ("no_extra", "drain", "reach"),
+    "softmax": ("drain", "reach"),
+    "softmax_base": ("drain", "reach"),
+}
+
+
+@needs_solver
+@pytest.mark.parametrize("name", FAST_COUNTING)
+def test_fast_counting_properties_pass(name, tmp_path):
+    fs = formal.setup(name)
+    props = FAST_COUNTING[name]
+    results = formal.prove(fs, props, work=tmp_path, timeout=300)
+    assert {r.prop: r.status for r in results} == dict.fromkeys(props, "PASS"), results
+    assert all(r.depth == fs.needed_depth for r in results)
+
+
+def test_cut_levels_and_limits_are_stated():
+    assert "cutpoint" not in formal.cut_script("none")
+    assert "cutpoint top.dut*/t:$mul" in formal.cut_script("mul")
+    script = formal.cut_script("datapath")
+    assert "memory_nordff" in script and "t:$mem_v2" in script and "r:Y_WIDTH>=12 %i" in script
+    with pytest.raises(ValueError, match="unknown cut level 'all'; choose from none, mul"):
+        formal.cut_script("all")
+    fs = formal.setup("softmax")
+    lines = formal.limits(fs)
+    assert lines[0].startswith("datapath cut")
+    assert any(line.startswith("max_len 256 -> 2") for line in lines)
+    assert any("at most 3 elements owed" in line for line in lines)
+    assert lines[-1] == f"bounded: BMC to depth {fs.depth} clocks from reset (needed {fs.depth})"
+
+
+@needs_solver
+@pytest.mark.formal
+@pytest.mark.parametrize("name", [n for n in formal.components() if n != "gelu"])
+def test_counting_properties_pass(name, tmp_path):
+    fs = formal.setup(name)
+    props = [
+        p for p in fs.properties if p in formal.COUNTING and p not in FAST_COUNTING.get(name, ())
+    ]
+    results = formal.prove(fs, props, work=tmp_path, timeout=900)
+    assert {r.prop: r.status for r in results} == dict.fromkeys(props, "PASS")

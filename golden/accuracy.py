@@ -436,8 +436,9 @@ def _qat_model(ctx: TableContext, spec: gnn.WeightSpec, progress: Progress):
     tag = f"{spec.mode}_{spec.budget:g}_es{spec.es}"
     path = ctx.cache_dir / f"digits_deit_{cfg.key()}_qat_{tag}.pt"
     imp = _importance(ctx) if spec.mode == "mixed" else None
-    model = copy.deepcopy(ctx.model)
-    _to_qat(model, spec, imp)
+    model = quant.to_qat(
+        ctx.model, spec.mode, skip=spec.skip, es=spec.es, budget=spec.budget, importance=imp
+    )
     if path.exists():
         model.load_state_dict(torch.load(path, weights_only=True))
     else:
@@ -454,28 +455,6 @@ def _qat_model(ctx: TableContext, spec: gnn.WeightSpec, progress: Progress):
 
 #: epochs of quantization-aware fine-tuning (lr 2e-4, AdamW) for the ``-qat`` rows
 QAT_EPOCHS = 15
-
-
-def _to_qat(model: torch.nn.Module, spec: gnn.WeightSpec, importance: dict | None) -> None:
-    """Replace the block Linears (all but ``spec.skip``) by QuantLinears, in place."""
-    import fnmatch
-
-    names = [
-        n
-        for n, m in model.named_modules()
-        if type(m) is torch.nn.Linear and not any(fnmatch.fnmatchcase(n, p) for p in spec.skip)
-    ]
-    for name in names:
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name)
-        q = quant.QuantLinear.from_linear(
-            getattr(parent, child),
-            spec.mode,
-            es=spec.es,
-            budget=spec.budget,
-            importance=(importance or {}).get(name),
-        )
-        setattr(parent, child, q)
 
 
 def build(ctx: TableContext, config: Config, progress: Progress = _quiet) -> torch.nn.Module:

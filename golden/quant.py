@@ -49,6 +49,7 @@ two's complement bits (``fmt.to_bits``), posits as posit patterns.
 from __future__ import annotations
 
 import copy
+import fnmatch
 import math
 from typing import NamedTuple
 
@@ -716,15 +717,22 @@ def quantize_model(
     return out
 
 
-def to_qat(model: torch.nn.Module, mode: str = "mixed", **kwargs) -> torch.nn.Module:
+def to_qat(
+    model: torch.nn.Module, mode: str = "mixed", *, skip: tuple[str, ...] = (), **kwargs
+) -> torch.nn.Module:
     """A deep copy of ``model`` with every ``nn.Linear`` replaced by a :class:`QuantLinear`.
 
     Keywords go to :meth:`QuantLinear.from_linear`; ``importance`` may be a dict by module
-    name, as :func:`importance_from_grad` returns.
+    name, as :func:`importance_from_grad` returns. ``skip``: ``fnmatch`` patterns of module
+    names kept as they are (e.g. ``("head",)``).
     """
     importance = kwargs.pop("importance", None) or {}
     out = copy.deepcopy(model)
-    names = [n for n, m in out.named_modules() if type(m) is torch.nn.Linear]
+    names = [
+        n
+        for n, m in out.named_modules()
+        if type(m) is torch.nn.Linear and not any(fnmatch.fnmatchcase(n, p) for p in skip)
+    ]
     for name in names:
         parent_name, _, child = name.rpartition(".")
         parent = out.get_submodule(parent_name)

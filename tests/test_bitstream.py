@@ -78,9 +78,7 @@ def _misr_steps(words, width):
 @pytest.mark.parametrize("width", [1, 16, 32, 45])
 def test_misr_closed_form_equals_step_by_step(width):
     rng = np.random.default_rng(width)
-    words = [int(v) for v in rng.integers(0, 1 << min(width, 62), 3000, dtype=np.int64)]
-    if width > 62:
-        pytest.skip("word too wide for this generator")
+    words = [int(v) for v in rng.integers(0, 1 << width, 3000, dtype=np.int64)]
     assert bist.misr_signature(words, width) == _misr_steps(words, width)
 
 

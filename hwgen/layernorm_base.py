@@ -207,6 +207,9 @@ class _RowUnit(Elaboratable):
     digit-by-digit square root (a bit per clock) or ``lut``'s table read. No DSP block.
     """
 
+    #: outputs read at ``done`` (the other signals but ``idle`` and ``done`` are inputs)
+    RESULTS = ("mean_num", "scale")
+
     def __init__(self, p: LayerNormBaseParams):
         self.p = p
         wd = _widths(p)
@@ -354,6 +357,10 @@ class LayerNormBase(wiring.Component):
         valid ``latency`` clocks after its last input was accepted.
     row_clocks : int
         Clocks the sequential per-row unit needs per row.
+    row_unit_factory : callable
+        ``factory(params)`` returns the per-row unit (default: the real one). The unit's
+        protocol: ``start`` while ``idle`` begins a row; ``idle`` and ``done`` stay low until
+        ``done`` is high for one clock with the results, then ``idle`` is high again.
     """
 
     def __init__(self, params: LayerNormBaseParams | None = None):
@@ -379,6 +386,9 @@ class LayerNormBase(wiring.Component):
                 "affine": In(stream.Signature(affine_layout)),
             }
         )
+        #: builds the per-row unit from the Params; the counting proofs of :mod:`hwgen.formal`
+        #: put a stand-in with the same start/idle/done protocol and a free latency here
+        self.row_unit_factory = _RowUnit
 
     #: ingest statistics: input register, x^2 (two levels), then the row's flag
     _STATS_DEPTH = 4
@@ -507,7 +517,7 @@ class LayerNormBase(wiring.Component):
         b_mean = Array(Signal(signed(wd.num), name=f"mean_{b}") for b in range(nb))
         b_scale = Array(Signal(unsigned(wd.scale), name=f"scale_{b}") for b in range(nb))
         r_bank = Signal(range(nb))
-        unit = _RowUnit(p)
+        unit = self.row_unit_factory(p)
         m.submodules.row_unit = unit
         m.d.comb += [
             unit.start.eq(stats.bit_select(r_bank, 1) & unit.idle),

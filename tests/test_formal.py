@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Elaboratable, Module, Mux, Signal
 from amaranth.lib import wiring
 
 from golden.gelu import GeluParams
@@ -174,6 +174,8 @@ FAST_COUNTING = {
     "posit_mac": ("no_extra", "drain", "reach"),
     "softmax": ("drain", "reach"),
     "softmax_base": ("drain", "reach"),
+    # per-row unit replaced by its free-latency stand-in (see test_row_units_keep_the_protocol)
+    "layernorm": ("no_extra",),
 }
 
 
@@ -184,7 +186,8 @@ def test_fast_counting_properties_pass(name, tmp_path):
     props = FAST_COUNTING[name]
     results = formal.prove(fs, props, work=tmp_path, timeout=300)
     assert {r.prop: r.status for r in results} == dict.fromkeys(props, "PASS"), results
-    assert all(r.depth == fs.needed_depth for r in results)
+    assert all(r.depth == fs.depth_for(r.prop) for r in results)
+    assert all(fs.through_depth < r.depth == fs.needed_depth for r in results if r.prop == "drain")
 
 
 def test_cut_levels_and_limits_are_stated():
@@ -212,3 +215,46 @@ def test_counting_properties_pass(name, tmp_path):
     ]
     results = formal.prove(fs, props, work=tmp_path, timeout=900)
     assert {r.prop: r.status for r in results} == dict.fromkeys(props, "PASS")
+
+
+@needs_solver
+@pytest.mark.parametrize("name", ["layernorm", "layernorm_base"])
+def test_row_units_keep_the_protocol(name, tmp_path):
+    fs = formal.setup(name)
+    assert fs.unit is not None and "unit" in fs.properties
+    assert fs.abstracted("no_extra") and not fs.abstracted("drain")
+    (unit,) = formal.prove(fs, ["unit"], work=tmp_path, timeout=300)
+    assert (unit.status, unit.method) == ("PASS", "prove"), unit
+
+
+class _LingeringUnit(Elaboratable):
+    """A per-row unit whose ``done`` lasts two clocks (breaks the stand-in's protocol)."""
+
+    RESULTS = ("a",)
+
+    def __init__(self, params):
+        self.start = Signal()
+        self.idle = Signal()
+        self.done = Signal()
+        self.a = Signal(4)
+
+    def elaborate(self, platform):
+        m = Module()
+        state = Signal(2)
+        with m.If((state == 0) & self.start):
+            m.d.sync += state.eq(1)
+        with m.Elif(state != 0):
+            m.d.sync += state.eq(state + 1)
+        m.d.comb += [self.idle.eq(state == 0), self.done.eq(state >= 2)]
+        return m
+
+
+@needs_solver
+def test_unit_that_breaks_the_protocol_fails(tmp_path):
+    from hwgen.layernorm import LayerNorm
+
+    fs = formal.setup("layernorm")
+    dut = LayerNorm(fs.params)
+    dut.row_unit_factory = _LingeringUnit
+    (unit,) = formal.prove(fs, ["unit"], work=tmp_path, dut=dut, timeout=300)
+    assert unit.status == "FAIL", unit

@@ -359,9 +359,7 @@ def _bit_offset(payload, name: str) -> int | None:
     return None
 
 
-def _measure_flush(
-    dut, kind: str, max_len: int | None, units: int, finish=()
-) -> tuple[int, int]:
+def _measure_flush(dut, kind: str, max_len: int | None, units: int, finish=()) -> tuple[int, int]:
     """Simulate ``units`` rows / elements / one-beat dot products sent back to back with the
     output always ready; return (clocks until the last input was accepted, clocks from then
     until the last output left). Signals in ``finish`` are held high (a stand-in unit at its
@@ -383,8 +381,8 @@ def _measure_flush(
 
     async def testbench(ctx):
         ctx.set(dut.o.ready, 1)
-        for signal in finish:
-            ctx.set(signal, 1)
+        for held in finish:
+            ctx.set(held, 1)
         sent = got = cycle = 0
         last_in = 0
         while got < n_out:
@@ -1174,8 +1172,7 @@ def limits(fs: FormalSetup, props=None, cut="datapath") -> list[str]:
         )
     if "unit" in props:
         out.append(
-            f"unit: k-induction of length {INDUCTION_DEPTH} on {fs.unit} alone, every input "
-            "free"
+            f"unit: k-induction of length {INDUCTION_DEPTH} on {fs.unit} alone, every input free"
         )
     through = [p for p in props if p in THROUGH and not fs.abstracted(p)]
     if through:

@@ -31,6 +31,11 @@ What the model assumes and abstracts:
   accepted the assertion is off, and a reset raised later starts from a state that the first
   reset, with every register arbitrary and the memories cut, also starts from.
 - The counting properties (:data:`COUNTING`) assume at most ``in_flight`` units owed.
+- A component with a sequential per-row unit (``row_unit_factory``: the LayerNorm blocks)
+  gets a :class:`FreeLatencyUnit` in its place for :data:`ABSTRACTED` (any latency, free
+  results); the property ``unit`` proves the real unit keeps the stand-in's protocol.
+- :data:`THROUGH` properties stop at the clock after two back-to-back rows have left
+  (``through_depth``); ``drain`` and ``reach`` go on to the end of the drain wait.
 - Row-based operators run at ``max_len`` = :data:`FORMAL_MAX_LEN` (their default is 256 or
   1024 elements, far beyond what a bounded proof can go through twice); the other parameters
   keep their defaults except those in :data:`FORMAL_REDUCED` (reports list every change).

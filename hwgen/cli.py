@@ -402,7 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--props", default="", metavar="P,...", help="properties (default: all that apply)"
     )
     p.add_argument("--solver", default="boolector", help="boolector (default), yices or z3")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds per property run")
+    p.add_argument(
+        "--timeout", type=float, default=900.0, help="seconds per property run (default 900)"
+    )
     p.add_argument(
         "--cut",
         default="datapath",

@@ -135,11 +135,11 @@ PROPERTIES: dict[str, str] = {
 #: latency (a finite flush time) and run on the real unit.
 ABSTRACTED = ("no_extra", "rows")
 
-#: Properties checked in every clock (no drain wait): their BMC depth ends the clock after
-#: two full rows (or a full pipeline) sent back to back have left, without the margin that
-#: ``drain`` waits (``FormalSetup.through_depth``); a bounded check costs more than linearly
-#: in its depth.
-THROUGH = ("no_extra", "rows")
+#: Properties checked in every clock, no drain wait (the same as :data:`ABSTRACTED`): their
+#: BMC depth ends the clock after two full rows (or a full pipeline) sent back to back have
+#: left, without the margin that ``drain`` waits (``FormalSetup.through_depth``); a bounded
+#: check costs more than linearly in its depth.
+THROUGH = ABSTRACTED
 
 #: Properties that compare counts of inputs and outputs. Bounded model checking of a count
 #: against a pipeline's contents is a pigeonhole problem for the SAT solver (exponential in
@@ -327,7 +327,7 @@ def setup(name: str, *, depth: int | None = None, params=None) -> FormalSetup:
     in_clocks, flush_clocks = _measure_flush(op.component(params), kind, max_len, units)
     flush = flush_clocks + flush_clocks // 4 + 4
     needed = 1 + in_clocks + flush + 2
-    through = 1 + in_clocks + flush_clocks + 1
+    through = _through_depth(in_clocks, flush_clocks)
     # the ABSTRACTED properties: the same load with the stand-in at its shortest latency
     unit_name = abstract_depth = None
     probe = op.component(params)
@@ -335,9 +335,7 @@ def setup(name: str, *, depth: int | None = None, params=None) -> FormalSetup:
     if stand is not None:
         unit_name = stand.template_name
         in_c, flush_c = _measure_flush(probe, kind, max_len, units, finish=[stand.finish])
-        abstract_depth = 1 + in_c + flush_c + 1
-        if depth is not None:
-            abstract_depth = depth
+        abstract_depth = depth if depth is not None else _through_depth(in_c, flush_c)
     else:
         probe._MustUse__silence = True
     return FormalSetup(
@@ -355,6 +353,11 @@ def setup(name: str, *, depth: int | None = None, params=None) -> FormalSetup:
         abstract_depth=abstract_depth,
         through_depth=depth if depth is not None else through,
     )
+
+
+def _through_depth(in_clocks: int, flush_clocks: int) -> int:
+    """BMC depth ending the clock after the last output of a measured load has left."""
+    return 1 + in_clocks + flush_clocks + 1
 
 
 def _bit_offset(payload, name: str) -> int | None:

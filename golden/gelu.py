@@ -363,7 +363,7 @@ def tables(p: GeluParams) -> GeluTables:
 
 
 def emulate(p: GeluParams, codes) -> np.ndarray:
-    """Bit-exact model of :class:`hwgen.gelu.GeluPWL`: ``in_fmt`` codes in, ``out_fmt`` out.
+    """Bit-exact model of :class:`hwgen.cores.gelu.GeluPWL`: ``in_fmt`` codes in, ``out_fmt`` out.
 
     Vectorised over any array shape. Raises ``ValueError`` for codes outside ``in_fmt``.
     """

@@ -421,7 +421,7 @@ def tables(p: GeluBaseParams) -> TableROM | PolyTables:
 
 
 def emulate(p: GeluBaseParams, codes) -> np.ndarray:
-    """Bit-exact model of :class:`hwgen.gelu_base.GeluBase`: ``in_fmt`` codes in, ``out_fmt``
+    """Bit-exact model of :class:`hwgen.cores.gelu_base.GeluBase`: ``in_fmt`` codes in, ``out_fmt``
     codes out. Vectorised over any array shape; ``ValueError`` for codes outside ``in_fmt``."""
     x = p.in_fmt.check_codes(codes, "gelu_base input code")
     return _EMULATE[p.kind](p, x)

@@ -2,9 +2,10 @@
 
 Two kinds with the ports, row framing, word formats, eps and ``max_len`` of
 :mod:`golden.layernorm` (s8.8 in, s6.10 out, s5.11 gamma and beta loaded through the same
-``affine`` write stream, the normalised value in s6.12 before the affine step), so either can
-replace :class:`hwgen.layernorm.LayerNorm`. Both share the textbook statistics (one pass, exact
-integers S1 = sum x and S2 = sum x^2 over the row of D elements, F = ``in_fmt`` fractional bits):
+``affine`` write stream, the normalised value in s6.12 before the affine step), so either
+can replace :class:`hwgen.cores.layernorm.LayerNorm`. Both share the textbook statistics (one
+pass, exact integers S1 = sum x and S2 = sum x^2 over the row of D elements, F = ``in_fmt``
+fractional bits):
 
 1. mean = S1 / D, rounded (half away from zero) to ``mean_fmt``, by a real divider;
 2. var = S2 / D - mean^2: S2 / D rounded half up to ``var_fmt`` by a second divider, mean^2
@@ -340,7 +341,7 @@ def row_constants(p: LayerNormBaseParams, s1: int, s2: int, d: int) -> RowConsta
 
 
 def emulate(p: LayerNormBaseParams, codes, gamma_codes=None, beta_codes=None) -> np.ndarray:
-    """Bit-exact model of :class:`hwgen.layernorm_base.LayerNormBase`: the last axis of
+    """Bit-exact model of :class:`hwgen.cores.layernorm_base.LayerNormBase`: the last axis of
     ``codes`` is one row (1 to ``max_len``). ``gamma_codes`` / ``beta_codes`` as
     :func:`golden.layernorm.emulate` (None: the identity). Returns ``out_fmt`` codes."""
     x = p.in_fmt.check_codes(codes, "layernorm_base input code")

@@ -64,7 +64,7 @@ class MacParams(ParamsBase):
     es : int
         Posit exponent bits, 0 to 2. Default 1: every Posit4 magnitude (1/16 .. 16) is a power
         of two, so a product is one shift; and in the mixed setting (posits beside FixP4 at a
-        shared per-channel scale) ``golden.quant.weight_error_study`` finds es=1 the lowest
+        shared per-channel scale) ``hwtorch.quant.weight_error_study`` finds es=1 the lowest
         weight error on every seed (relative squared error 0.0056 against 0.0071 for es=0,
         0.0066 for es=2, 0.0094 for FixP4 alone; mean of 10 digits MLPs), because its values
         1/16, 2, 4 and 16 fill the gaps of the FixP4 grid. Posits alone favour es=0 (0.0135

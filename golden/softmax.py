@@ -289,7 +289,7 @@ def _exp_all(p: SoftmaxParams) -> np.ndarray:
 
 
 def emulate(p: SoftmaxParams, codes) -> np.ndarray:
-    """Bit-exact model of :class:`hwgen.softmax.Softmax`: the last axis is one row.
+    """Bit-exact model of :class:`hwgen.cores.softmax.Softmax`: the last axis is one row.
 
     Rows of length 1 to ``max_len``; any leading shape. Returns ``out_fmt`` codes.
     """

@@ -2,7 +2,7 @@
 
 Two kinds, with the ports, row framing and word formats of :mod:`golden.softmax` (s6.10
 logits in, u1.15 probabilities out, rows of 1 to ``max_len`` elements), so either one can
-replace :class:`hwgen.softmax.Softmax`:
+replace :class:`hwgen.cores.softmax.Softmax`:
 
 ``div`` -- table exponential and a real divider
 -----------------------------------------------
@@ -335,7 +335,7 @@ def divide(p: SoftmaxBaseParams, e, s) -> np.ndarray:
 
 
 def emulate(p: SoftmaxBaseParams, codes) -> np.ndarray:
-    """Bit-exact model of :class:`hwgen.softmax_base.SoftmaxBase`: the last axis is one row.
+    """Bit-exact model of :class:`hwgen.cores.softmax_base.SoftmaxBase`: the last axis is one row.
 
     Rows of length 1 to ``max_len``; any leading shape. Returns ``out_fmt`` codes.
     """

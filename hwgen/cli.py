@@ -13,35 +13,35 @@ import sys
 import time
 from pathlib import Path
 
-from . import ops
+from . import registry
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _configs(args) -> list[tuple[str, object]]:
     """(operator, params) pairs named by the command line."""
-    names = args.op or list(ops.OPERATORS)
+    names = args.op or list(registry.OPERATORS)
     if args.params and len(names) != 1:
         raise ValueError("--params needs exactly one operator, e.g. `gelu --params segments=8`")
     configs = []
     for name in names:
-        op = ops.get(name)
+        op = registry.get(name)
         if getattr(args, "sweep", False):
             # synthesis may have its own study (e.g. the MAC's lanes x modes grid)
             sweep = getattr(op.golden, "synth_sweep", None) if args.command == "synth" else None
             configs += [(name, p) for p in (sweep or op.golden.param_sweep)()]
         else:
-            configs.append((name, ops.params_from_text(name, args.params)))
+            configs.append((name, registry.params_from_text(name, args.params)))
     return configs
 
 
 def cmd_verilog(args) -> None:
     for name, params in _configs(args):
-        print(f"wrote {ops.write_verilog(name, params, args.out).path}")
+        print(f"wrote {registry.write_verilog(name, params, args.out).path}")
 
 
 def cmd_synth(args) -> None:
-    from . import synth
+    from .flows import synth
 
     families = tuple(f for f in args.families.split(",") if f)
     for fam in families:
@@ -52,7 +52,7 @@ def cmd_synth(args) -> None:
     for n, (name, params) in enumerate(configs, 1):
         print(f"[{n}/{len(configs)}] {params.name}", flush=True)
         work = ROOT / "build" / "synth" / params.name
-        emitted = ops.write_verilog(name, params, work)
+        emitted = registry.write_verilog(name, params, work)
         t0 = time.monotonic()
         result = synth.synthesize(
             emitted.path,
@@ -79,7 +79,7 @@ def cmd_synth(args) -> None:
 def cmd_errors(args) -> None:
     rows = []
     for name, params in _configs(args):
-        stats = ops.get(name).golden.error_stats(params)
+        stats = registry.get(name).golden.error_stats(params)
         rows.append({"config": params.name, **stats})
         extra = "  ".join(
             f"{k} {v:.3e}"
@@ -98,7 +98,7 @@ def cmd_errors(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from . import report
+    from .flows import report
 
     if args.update_baselines:
         path = report.update_baselines()
@@ -106,9 +106,9 @@ def cmd_report(args) -> None:
         return
     if args.jobs < 1:
         raise ValueError(f"--jobs must be at least 1, not {args.jobs}")
-    unknown = [op for op in args.op if op not in ops.OPERATORS]
+    unknown = [op for op in args.op if op not in registry.OPERATORS]
     if unknown:
-        raise ValueError(f"unknown operator {unknown[0]!r}; known: {', '.join(ops.OPERATORS)}")
+        raise ValueError(f"unknown operator {unknown[0]!r}; known: {', '.join(registry.OPERATORS)}")
     report.make_report(
         full=args.full,
         workers=args.jobs,
@@ -122,7 +122,7 @@ def cmd_report(args) -> None:
 
 def cmd_accuracy(args) -> None:
     """Top-1 of the bundled digits DeiT (default) or a user's timm model on an image folder."""
-    from golden import accuracy
+    from hwtorch import accuracy
 
     def say(msg: str) -> None:
         print(msg, flush=True)
@@ -197,7 +197,7 @@ def cmd_accuracy(args) -> None:
 
 
 def cmd_list(args) -> None:
-    for op in ops.OPERATORS.values():
+    for op in registry.OPERATORS.values():
         print(f"{op.name}: {op.summary}")
         defaults = op.params()
         for field, value in defaults.to_dict().items():
@@ -205,15 +205,15 @@ def cmd_list(args) -> None:
 
 
 def cmd_bitstream(args) -> None:
-    from . import bitstream
+    from .flows import bitstream
 
     board = bitstream.get_board(args.board)  # unknown board: the list, before any work
-    names = args.op or list(ops.OPERATORS)
+    names = args.op or list(registry.OPERATORS)
     if args.params and len(names) != 1:
         raise ValueError("--params needs exactly one operator, e.g. `gelu --params segments=8`")
     failed = []
     for name in names:
-        params = ops.params_from_text(name, args.params)
+        params = registry.params_from_text(name, args.params)
         try:
             result = bitstream.build(
                 board.name,
@@ -236,7 +236,7 @@ def cmd_bitstream(args) -> None:
 
 
 def cmd_formal(args) -> None:
-    from . import formal
+    from .flows import formal
 
     if args.list:
         print(formal.format_list(args.report_dir))
@@ -287,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_config(p, sweep_help):
         p.add_argument(
-            "op", nargs="*", help=f"operators (default: all of {', '.join(ops.OPERATORS)})"
+            "op", nargs="*", help=f"operators (default: all of {', '.join(registry.OPERATORS)})"
         )
         p.add_argument(
             "--params",
@@ -372,11 +372,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "bitstream", help="board bitstream of an operator's built-in self-test (YoWASP tools)"
     )
-    p.add_argument("op", nargs="*", help=f"operators (default: all of {', '.join(ops.OPERATORS)})")
+    p.add_argument(
+        "op", nargs="*", help=f"operators (default: all of {', '.join(registry.OPERATORS)})"
+    )
     p.add_argument(
         "--board",
         required=True,
-        help="ulx3s, ulx3s-85f, orangecrab or icebreaker (the list: hwgen.bitstream.BOARDS)",
+        help="ulx3s, ulx3s-85f, orangecrab or icebreaker (the list: hwgen.flows.bitstream.BOARDS)",
     )
     p.add_argument(
         "--params",

@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-from hwgen import ops
+from hwgen import registry
 
 ROOT = Path(__file__).resolve().parent.parent
 SIMULATORS = ("icarus", "verilator")
@@ -35,7 +35,7 @@ def in_simulator() -> bool:
 
 def sweep(op: str) -> list:
     """The operator's ``param_sweep()``, default configuration first."""
-    return ops.get(op).golden.param_sweep()
+    return registry.get(op).golden.param_sweep()
 
 
 def check_simulator(sim: str) -> None:
@@ -99,7 +99,7 @@ def run(
     sim : str
         ``icarus`` or ``verilator``.
     component : wiring.Component, optional
-        The design to simulate, default ``ops.component(op, params)``. Passing another one (for
+        The design to simulate, default ``registry.component(op, params)``. Passing another one (for
         example built from corrupted tables) checks that the testbench notices.
     tag : str
         Suffix of the build folder, to keep such variants apart.
@@ -117,12 +117,12 @@ def run(
 
     check_simulator(sim)
     if component is None:
-        component = ops.component(op, params)
+        component = registry.component(op, params)
     name = params.name
     build_dir = build_dir_for(params, sim, tag)
     build_dir.mkdir(parents=True, exist_ok=True)
     src = build_dir / f"{name}.v"
-    text = ops.verilog_text(component, name)
+    text = registry.verilog_text(component, name)
     if not src.exists() or src.read_text() != text:
         src.write_text(text)
     summary = build_dir / "summary.json"

@@ -1,8 +1,8 @@
-"""cocotb simulation of the built-in self-test top (:class:`hwgen.bist.SelfTest`).
+"""cocotb simulation of the built-in self-test top (:class:`hwgen.flows.bist.SelfTest`).
 
 The same logic that goes on the board (LFSR stimulus, the operator, MISR, verdict, UART) runs
 in the simulator until it reports done; the test then checks that the signature equals the
-one :func:`hwgen.bist.predict` computed from ``golden.<op>.emulate`` and the Python MISR
+one :func:`hwgen.flows.bist.predict` computed from ``golden.<op>.emulate`` and the Python MISR
 model, that the verdict outputs say pass, and that the UART line carries the same values.
 A second build of every operator bakes in a deliberately wrong expected signature (one bit
 flipped); it must say fail, with the same (correct) signature on the UART.
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from hwgen import bist, ops
+from hwgen import registry
+from hwgen.flows import bist
 from sim import runner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,7 +119,7 @@ def run(params: bist.BistParams, sim: str, *, expected: int | None = None, tag: 
     from cocotb_tools.runner import get_runner
 
     runner.check_simulator(sim)
-    component = ops.component(params.op, params.params)
+    component = registry.component(params.op, params.params)
     top = bist.SelfTest(
         params,
         expected=expected,
@@ -130,7 +131,7 @@ def run(params: bist.BistParams, sim: str, *, expected: int | None = None, tag: 
     build_dir = ROOT / "build" / "bitstream" / "sim" / sim / (name + (f"-{tag}" if tag else ""))
     build_dir.mkdir(parents=True, exist_ok=True)
     src = build_dir / f"{name}.v"
-    text = ops.verilog_text(top, name)
+    text = registry.verilog_text(top, name)
     if not src.exists() or src.read_text() != text:
         src.write_text(text)
     summary = build_dir / "summary.json"
@@ -172,7 +173,7 @@ def run(params: bist.BistParams, sim: str, *, expected: int | None = None, tag: 
     return json.loads(summary.read_text()) if summary.exists() else {}
 
 
-OPS = [pytest.param(name, id=name) for name in ops.OPERATORS]
+OPS = [pytest.param(name, id=name) for name in registry.OPERATORS]
 
 
 @pytest.mark.parametrize("op", OPS)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from golden import gelu as golden_gelu
-from hwgen.gelu import GeluPWL
+from hwgen.cores.gelu import GeluPWL
 from sim import runner
 
 OP = "gelu"

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from golden import gelu_base as golden_gelu_base
-from hwgen.gelu_base import GeluBase
+from hwgen.cores.gelu_base import GeluBase
 from sim import runner
 
 OP = "gelu_base"

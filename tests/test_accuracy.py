@@ -1,4 +1,4 @@
-"""golden.accuracy and `python -m hwgen accuracy`: the pipeline on small, fast stand-ins.
+"""hwtorch.accuracy and `python -m hwgen accuracy`: the pipeline on small, fast stand-ins.
 
 The full table (the 150-epoch digits DeiT, every configuration) is `make accuracy`; here a
 2-epoch model checks training determinism, caching, the table's rows and the real-model path
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from golden import accuracy, nn
 from hwgen import cli
+from hwtorch import accuracy, nn
 
 TINY = accuracy.DigitsConfig(embed_dim=16, depth=1, num_heads=2, epochs=2, batch_size=128)
 

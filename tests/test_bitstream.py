@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hwgen import bist, bitstream
 from hwgen.cli import main
+from hwgen.flows import bist, bitstream
 
 # -- LFSR and MISR models ----------------------------------------------------------------------
 

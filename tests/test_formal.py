@@ -1,4 +1,4 @@
-"""Proofs of the stream rules (hwgen.formal), and broken components that must fail.
+"""Proofs of the stream rules (hwgen.flows.formal), and broken components that must fail.
 
 The default run (about 90 s on a loaded 2-core machine) proves ``stable`` (k-induction) and
 ``reset`` (bounded, two full rows deep) for every streaming component of the registry, every
@@ -17,8 +17,8 @@ from amaranth.hdl import Elaboratable, Module, Mux, Signal
 from amaranth.lib import wiring
 
 from golden.gelu import GeluParams
-from hwgen import formal
-from hwgen.gelu import GeluPWL
+from hwgen.cores.gelu import GeluPWL
+from hwgen.flows import formal
 
 MISSING = formal.solver_missing()
 needs_solver = pytest.mark.skipif(
@@ -251,7 +251,7 @@ class _LingeringUnit(Elaboratable):
 
 @needs_solver
 def test_unit_that_breaks_the_protocol_fails(tmp_path):
-    from hwgen.layernorm import LayerNorm
+    from hwgen.cores.layernorm import LayerNorm
 
     fs = formal.setup("layernorm")
     dut = LayerNorm(fs.params)

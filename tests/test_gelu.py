@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from golden import gelu
 from golden.formats import FixFormat
 from golden.gelu import GeluParams, SlopeMode
-from hwgen import ops
-from hwgen.gelu import GeluPWL
+from hwgen import registry
+from hwgen.cores.gelu import GeluPWL
 from tests.streamsim import stream_sim
 
 DEFAULT = GeluParams()
@@ -220,8 +220,8 @@ def test_component_rejects_wrong_params():
 
 
 def test_verilog_is_reproducible_and_named(tmp_path):
-    first = ops.write_verilog("gelu", DEFAULT, tmp_path / "a").path.read_text()
-    second = ops.write_verilog("gelu", DEFAULT, tmp_path / "b").path.read_text()
+    first = registry.write_verilog("gelu", DEFAULT, tmp_path / "a").path.read_text()
+    second = registry.write_verilog("gelu", DEFAULT, tmp_path / "b").path.read_text()
     assert first == second
     assert "module gelu_i16f10_o16f10_s16(" in first
     for port in ("i__payload", "i__valid", "i__ready", "o__payload", "o__valid", "o__ready"):

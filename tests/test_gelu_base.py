@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from golden import gelu, gelu_base
 from golden.formats import FixFormat
 from golden.gelu_base import GeluBaseKind, GeluBaseParams
-from hwgen import ops
-from hwgen.gelu_base import GeluBase
+from hwgen import registry
+from hwgen.cores.gelu_base import GeluBase
 from tests.streamsim import stream_sim
 
 TABLE = GeluBaseParams()
@@ -78,10 +78,10 @@ def test_names_defaults_and_sweep():
 
 def test_same_formats_and_ports_as_the_approximate_operator():
     assert gelu_base.BASELINE_FOR == "gelu"
-    pwl = ops.get(gelu_base.BASELINE_FOR).params()
+    pwl = registry.get(gelu_base.BASELINE_FOR).params()
     assert (TABLE.in_fmt, TABLE.out_fmt) == (pwl.in_fmt, pwl.out_fmt)
-    assert GeluBase(TABLE).signature == ops.component("gelu").signature
-    assert GeluBase(POLY).signature == ops.component("gelu").signature
+    assert GeluBase(TABLE).signature == registry.component("gelu").signature
+    assert GeluBase(POLY).signature == registry.component("gelu").signature
 
 
 # -- table contents ----------------------------------------------------------------------------
@@ -250,8 +250,8 @@ def test_component_rejects_wrong_params():
 
 
 def test_verilog_is_reproducible_named_and_holds_the_table(tmp_path):
-    first = ops.write_verilog("gelu_base", TABLE, tmp_path / "a").path.read_text()
-    second = ops.write_verilog("gelu_base", TABLE, tmp_path / "b").path.read_text()
+    first = registry.write_verilog("gelu_base", TABLE, tmp_path / "a").path.read_text()
+    second = registry.write_verilog("gelu_base", TABLE, tmp_path / "b").path.read_text()
     assert first == second
     assert f"module {TABLE.name}(" in first
     for port in ("i__payload", "i__valid", "i__ready", "o__payload", "o__valid", "o__ready"):
@@ -268,9 +268,9 @@ def test_verilog_is_reproducible_named_and_holds_the_table(tmp_path):
 def test_synthesis_maps_table_to_block_ram_and_poly_to_dsps(p, tmp_path):
     """xc7: the table is block RAM (not LUTs) with no DSP; the polynomial is three DSP48s
     (two Horner steps and x * Phi) with no block RAM."""
-    from hwgen import synth
+    from hwgen.flows import synth
 
-    src = ops.write_verilog("gelu_base", p, tmp_path).path
+    src = registry.write_verilog("gelu_base", p, tmp_path).path
     xc7 = synth.synthesize(src, p.name, tmp_path, families=("xc7",), place_route=False)
     xc7 = xc7["families"]["xc7"]
     if p.kind is GeluBaseKind.TABLE:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from golden import layernorm
 from golden.formats import FixFormat
 from golden.layernorm import LayerNormParams
-from hwgen.layernorm import LayerNorm
+from hwgen.cores.layernorm import LayerNorm
 from tests.streamsim import stream_sim
 
 DEFAULT = LayerNormParams()

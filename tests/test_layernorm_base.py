@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from golden import layernorm_base as lb
 from golden.formats import FixFormat
 from golden.layernorm_base import LayerNormBaseKind, LayerNormBaseParams
-from hwgen.layernorm_base import LayerNormBase, SeqDivider, SeqMultiplier, SeqSqrt
+from hwgen.cores.layernorm_base import LayerNormBase, SeqDivider, SeqMultiplier, SeqSqrt
 from tests.streamsim import stream_sim
 
 DIV = LayerNormBaseParams()

@@ -1,4 +1,4 @@
-"""golden.nn drop-ins: same results as the integer models, torch signatures and shapes."""
+"""hwtorch.nn drop-ins: same results as the integer models, torch signatures and shapes."""
 
 from __future__ import annotations
 
@@ -207,7 +207,7 @@ def test_patch_plain_torch_model():
 
 def test_emulated_deit_small_forward_costs_at_most_3x():
     """The issue's budget: DeiT-Small with all three operators emulated, best of three."""
-    from golden.accuracy import forward_overhead
+    from hwtorch.accuracy import forward_overhead
 
     # one torch thread: the emulations run on one core, and on a shared 2-core machine two
     # torch threads make the exact forward pass erratic (spin-waiting on a busy core)

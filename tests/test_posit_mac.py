@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from golden import posit_mac
 from golden.formats import FixFormat, PositFormat
 from golden.posit_mac import MacMode, MacParams
-from hwgen.posit_mac import MacEngine
+from hwgen.cores.posit_mac import MacEngine
 from tests.streamsim import stream_sim
 
 DEFAULT = MacParams()

@@ -1,4 +1,4 @@
-"""golden.quant (Posit4 / FixP4 weight quantization, QAT) and golden.nn.MacLinear.
+"""hwtorch.quant (Posit4 / FixP4 weight quantization, QAT) and hwtorch.nn.MacLinear.
 
 Expected values come from direct computations here: FixP4 rounding as ``rint`` on a grid of
 1/8, posit rounding from :meth:`PositFormat.encode` (checked against the standard in
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from golden import posit_mac, quant
 from golden.formats import FixFormat, PositFormat
-from golden.nn import MacLinear
+from hwtorch.nn import MacLinear
 
 S13 = FixFormat(1, 3)
 

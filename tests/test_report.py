@@ -8,7 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from hwgen import cli, ops, power, report, synth
+from hwgen import cli, registry
+from hwgen.flows import power, report, synth
 
 # -- cache ---------------------------------------------------------------------------------------
 
@@ -33,7 +34,7 @@ def test_cache_computes_once_and_misses_on_any_change(tmp_path):
 
 
 def test_run_config_serves_the_second_run_from_the_cache(tmp_path):
-    cfg = report.Config("gelu", ops.get("gelu").params(segments=8), "sweep")
+    cfg = report.Config("gelu", registry.get("gelu").params(segments=8), "sweep")
     first = report.run_config(cfg, ("errors",), str(tmp_path), {})
     second = report.run_config(cfg, ("errors",), str(tmp_path), {})
     assert first["cached"] == [] and second["cached"] == ["errors"]
@@ -43,7 +44,7 @@ def test_run_config_serves_the_second_run_from_the_cache(tmp_path):
 
 
 def test_mac_error_is_zero_against_float64():
-    stats = report.mac_error_stats(ops.get("posit_mac").params(), n_dots=200)
+    stats = report.mac_error_stats(registry.get("posit_mac").params(), n_dots=200)
     assert stats["max_abs"] == 0.0 and stats["inputs"] == 200
 
 
@@ -143,7 +144,7 @@ def test_pareto_front_by_hand():
 
 def test_plots_are_written(fake_results, tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
-    monkeypatch.setattr(ops, "OPERATORS", {"gelu": ops.OPERATORS["gelu"]})
+    monkeypatch.setattr(registry, "OPERATORS", {"gelu": registry.OPERATORS["gelu"]})
     paths = report.write_plots(fake_results, tmp_path)
     assert sorted(p.name for p in paths) == ["pareto_gelu.png", "ratios.png"]
     for p in paths:
@@ -167,7 +168,7 @@ def test_default_configs_cover_every_operator_once():
     configs = report.default_configs()
     names = [c.name for c in configs]
     assert len(names) == len(set(names))
-    for stem, op in ops.OPERATORS.items():
+    for stem, op in registry.OPERATORS.items():
         mine = [c for c in configs if c.stem == stem]
         if report.baseline_for(stem) is None:
             assert [c.params for c in mine] == [op.params()]
@@ -197,11 +198,11 @@ def test_pack_words_by_hand():
         power.pack_words(layout, {"nope": np.array([1])})
 
 
-@pytest.mark.parametrize("stem", list(ops.OPERATORS))
+@pytest.mark.parametrize("stem", list(registry.OPERATORS))
 def test_every_operator_gets_a_stimulus_that_fits_its_payload(stem):
-    p = ops.get(stem).params()
+    p = registry.get(stem).params()
     stim = power.stimulus(stem, p, 64)
-    dut = ops.component(stem, p)
+    dut = registry.component(stem, p)
     dut._MustUse__silence = True
     for name, values in stim["streams"].items():
         words = power.pack_words(

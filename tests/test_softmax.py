@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from golden import softmax
 from golden.formats import FixFormat
 from golden.softmax import PadeOrder, SoftmaxParams
-from hwgen.softmax import Softmax
+from hwgen.cores.softmax import Softmax
 from tests.streamsim import stream_sim
 
 DEFAULT = SoftmaxParams()

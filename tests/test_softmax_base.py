@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from golden import softmax, softmax_base
 from golden.formats import FixFormat
 from golden.softmax_base import SoftmaxBaseKind, SoftmaxBaseParams
-from hwgen import ops
-from hwgen.softmax import Softmax
-from hwgen.softmax_base import SoftmaxBase
+from hwgen import registry
+from hwgen.cores.softmax import Softmax
+from hwgen.cores.softmax_base import SoftmaxBase
 from tests.streamsim import stream_sim
 
 DIV = SoftmaxBaseParams()
@@ -85,7 +85,7 @@ def test_names_sweep_and_baseline_link():
     names = [p.name for p in SWEEP]
     assert len(set(names)) == len(names)
     assert softmax_base.BASELINE_FOR == "softmax"
-    assert ops.get("softmax_base").params is SoftmaxBaseParams
+    assert registry.get("softmax_base").params is SoftmaxBaseParams
     # fields the kind does not use stay out of the name
     assert LUT.replace(exp_bits=9).name == LUT.name
     assert DIV.replace(inv_in_fmt=FixFormat(6, 4, False)).name == DIV.name
@@ -276,7 +276,7 @@ def test_row_longer_than_max_len_is_cut():
 
 
 def test_tables_are_block_ram_initialised_from_golden():
-    text = ops.verilog_text(SoftmaxBase(LUT), LUT.name)
+    text = registry.verilog_text(SoftmaxBase(LUT), LUT.name)
     assert f"module {LUT.name}(" in text
     # one memory of 1024 18-bit words per table, which Yosys maps to one block RAM each
     assert "reg [17:0] exp_rom [1023:0];" in text

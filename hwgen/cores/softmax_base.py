@@ -2,7 +2,7 @@
 
 The arithmetic is :func:`golden.softmax_base.emulate`; this module bakes the tables of
 :func:`golden.softmax_base.tables` into block RAM and schedules them with the row buffering of
-:class:`hwgen.softmax.Softmax` (same ports, framing, throughput and latency rule), so either
+:class:`hwgen.cores.softmax.Softmax` (same ports, framing, throughput and latency rule), so either
 baseline can replace the approximate softmax.
 """
 
@@ -19,11 +19,11 @@ from golden import softmax_base as golden_base
 from golden.formats import FixFormat
 from golden.softmax_base import SoftmaxBaseKind, SoftmaxBaseParams
 
-from .common import Levels, Stages, StallPipeline, fix_shape, onehot, saturate, valid_chain
+from ..lib.pipeline import Levels, Stages, StallPipeline, fix_shape, onehot, saturate, valid_chain
 
 __all__ = ["SoftmaxBase"]
 
-#: Exp banks, as in :mod:`hwgen.softmax`: a bank is busy from its row's first exp write to its
+#: Exp banks, as in :mod:`hwgen.cores.softmax`: a bank is busy from its row's first exp write to its
 #: last output read (about 2 L + 30 clocks), so four keep rows of 16 or more elements at one
 #: element per clock and make the bank pointer a plain 2-bit counter.
 _E_BANKS = 4
@@ -50,7 +50,7 @@ class SoftmaxBase(wiring.Component):
     one multiplier. Both tables and both row buffers are block RAM.
 
     Rows are delimited by ``last`` on the input (a row also ends after ``max_len``
-    elements). As in :class:`hwgen.softmax.Softmax`, three row stages run concurrently on
+    elements). As in :class:`hwgen.cores.softmax.Softmax`, three row stages run concurrently on
     ping-pong buffers: *ingest* stores a row and tracks its maximum, *exp* streams a stored
     row through the exponential and sums it, *normalise* streams e_i / S (or e_i * (1/S)) out
     with back-pressure. With rows of 16 or more elements and no back-pressure, input and output

@@ -1,6 +1,6 @@
 """``make report``: resources, Fmax, error, energy estimate and Pareto fronts in one Markdown file.
 
-Everything loops over :data:`hwgen.ops.OPERATORS`, so an operator or a baseline appears as soon
+Everything loops over :data:`hwgen.registry.OPERATORS`, so an operator or a baseline appears as soon
 as it is registered. A golden module that defines ``BASELINE_FOR = "<stem>"`` is a baseline of
 operator ``<stem>``: the first configuration of each ``kind`` in its ``param_sweep()`` is
 compared with that operator's default.
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ops
+from .. import registry
 
 __all__ = [
     "PEANO_VIT",
@@ -42,7 +42,7 @@ __all__ = [
     "write_plots",
 ]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CACHE_DIR = ROOT / "build" / "report-cache"
 REPORT_DIR = ROOT / "reports"
 BASELINES_JSON = ROOT / "tests" / "synth_baselines.json"
@@ -82,7 +82,7 @@ class Config:
     Members
     -------
     stem : str
-        Operator stem in :data:`hwgen.ops.OPERATORS`.
+        Operator stem in :data:`hwgen.registry.OPERATORS`.
     params : ParamsBase
         Its parameters.
     role : str
@@ -101,7 +101,7 @@ class Config:
 
 def baseline_for(stem: str) -> str | None:
     """The approximate operator a baseline stem stands in for, or None."""
-    return getattr(ops.get(stem).golden, "BASELINE_FOR", None)
+    return getattr(registry.get(stem).golden, "BASELINE_FOR", None)
 
 
 def _kind(params) -> str:
@@ -112,7 +112,7 @@ def _kind(params) -> str:
 def default_configs() -> list[Config]:
     """Each approximate operator's default and each baseline kind's default, registry order."""
     out = []
-    for stem, op in ops.OPERATORS.items():
+    for stem, op in registry.OPERATORS.items():
         if baseline_for(stem) is None:
             out.append(Config(stem, op.params(), "default"))
         else:
@@ -123,7 +123,7 @@ def default_configs() -> list[Config]:
 def baseline_configs(stem: str) -> list[Config]:
     """The first configuration of each ``kind`` in a baseline's ``param_sweep()``."""
     seen, out = set(), []
-    for p in ops.get(stem).golden.param_sweep():
+    for p in registry.get(stem).golden.param_sweep():
         if _kind(p) not in seen:
             seen.add(_kind(p))
             out.append(Config(stem, p, "baseline"))
@@ -168,7 +168,7 @@ PARETO_SWEEPS: dict[str, Callable[[], list]] = {
 def sweep_configs(full: bool = False) -> list[Config]:
     """Pareto-sweep points of every approximate operator (with ``full``: baselines' sweeps)."""
     out = []
-    for stem, op in ops.OPERATORS.items():
+    for stem, op in registry.OPERATORS.items():
         if baseline_for(stem) is not None and not full:
             continue
         make = PARETO_SWEEPS.get(stem) or getattr(op.golden, "synth_sweep", None)
@@ -314,7 +314,7 @@ def mac_error_stats(p, n_dots: int = 2000, seed: int = 0) -> dict:
 
 
 def _errors(cfg: Config) -> dict:
-    golden = ops.get(cfg.stem).golden
+    golden = registry.get(cfg.stem).golden
     if hasattr(golden, "error_stats"):
         stats = golden.error_stats(cfg.params)
     elif (baseline_for(cfg.stem) or cfg.stem) == "posit_mac":
@@ -364,8 +364,8 @@ def run_config(
         "skipped": [],
     }
     try:
-        dut = ops.component(cfg.stem, p)
-        text = ops.verilog_text(dut, cfg.name)
+        dut = registry.component(cfg.stem, p)
+        text = registry.verilog_text(dut, cfg.name)
     except Exception as exc:  # a generator bug must not stop the whole report
         out["failed"]["verilog"] = f"{type(exc).__name__}: {exc}"
         return out
@@ -754,7 +754,7 @@ def write_plots(results: list[Mapping], out_dir: str | os.PathLike) -> list[Path
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for stem in ops.OPERATORS:
+    for stem in registry.OPERATORS:
         if baseline_for(stem) is not None or stem == "posit_mac":
             continue
         pts = _sweep_points(results, stem)
@@ -947,7 +947,7 @@ def render(
         f"synthesised for {scope}. Baseline configurations appear as red squares.",
         "",
     ]
-    for stem in ops.OPERATORS:
+    for stem in registry.OPERATORS:
         if baseline_for(stem) is not None:
             continue
         if stem == "posit_mac":
@@ -1084,7 +1084,7 @@ BASELINE_FAMILIES = ("ecp5",)
 def baseline_entries(progress: Callable[[str], None] = print) -> dict:
     """Fresh Yosys counts of every default configuration, as tests/synth_baselines.json holds.
 
-    Runs exactly what tests/test_synth_baselines.py runs: :func:`hwgen.synth.synthesize` on
+    Runs exactly what tests/test_synth_baselines.py runs: :func:`hwgen.flows.synth.synthesize` on
     :data:`BASELINE_FAMILIES` without place and route.
     """
     import tempfile
@@ -1094,7 +1094,7 @@ def baseline_entries(progress: Callable[[str], None] = print) -> dict:
     entries = {}
     for cfg in default_configs():
         with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp:
-            src = ops.write_verilog(cfg.stem, cfg.params, tmp).path
+            src = registry.write_verilog(cfg.stem, cfg.params, tmp).path
             result = synth.synthesize(
                 src, cfg.name, tmp, families=BASELINE_FAMILIES, place_route=False
             )

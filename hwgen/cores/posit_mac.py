@@ -17,7 +17,7 @@ from amaranth.lib.wiring import In, Out
 from golden import posit_mac as golden_mac
 from golden.posit_mac import MacMode, MacParams
 
-from .common import Levels, Stages, fix_shape
+from ..lib.pipeline import Levels, Stages, fix_shape
 
 __all__ = ["MacEngine"]
 

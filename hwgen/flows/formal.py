@@ -1,6 +1,6 @@
 """Formal proofs of the stream rules of every streaming component (SymbiYosys, bounded).
 
-Each component of :data:`hwgen.ops.OPERATORS` whose signature has an input stream ``i`` and an
+Each component of :data:`hwgen.registry.OPERATORS` whose signature has an input stream ``i`` and an
 output stream ``o`` is wrapped in a property harness (:class:`Harness`): every input port of the
 component (``i.valid``, ``i.payload``, ``o.ready`` and any other input, such as LayerNorm's
 ``affine`` writes) is a free input that the solver may drive with any value in any clock, and
@@ -76,7 +76,8 @@ from amaranth.hdl import (
 from amaranth.lib import data
 from amaranth.lib.wiring import In
 
-from . import ops, synth
+from .. import registry
+from . import synth
 
 __all__ = [
     "FORMAL_MAX_LEN",
@@ -93,7 +94,7 @@ __all__ = [
     "format_summary",
 ]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 #: Row length limit of the row-based operators in the proofs.
 FORMAL_MAX_LEN = 2
@@ -283,14 +284,14 @@ def _kind(dut) -> str:
 
 def _inspected(name: str, params=None):
     """A component built only to look at its signature (no "never used" warning)."""
-    dut = ops.component(name, params)
+    dut = registry.component(name, params)
     dut._MustUse__silence = True
     return dut
 
 
 def components() -> list[str]:
     """Registry names of the streaming components (those with ``i`` and ``o`` streams)."""
-    return [name for name in ops.OPERATORS if _streams(_inspected(name)) is not None]
+    return [name for name in registry.OPERATORS if _streams(_inspected(name)) is not None]
 
 
 def setup(name: str, *, depth: int | None = None, params=None) -> FormalSetup:
@@ -302,7 +303,7 @@ def setup(name: str, *, depth: int | None = None, params=None) -> FormalSetup:
     quarter and four clocks of margin; if it were too short the ``drain`` proof would fail,
     so it is never trusted, only checked.
     """
-    op = ops.get(name)
+    op = registry.get(name)
     changed = {}
     if params is None:
         params = op.params()
@@ -918,7 +919,7 @@ def _write_task(fs: FormalSetup, props, work: Path, *, solver: str, dut=None) ->
     from amaranth.back import rtlil
 
     work.mkdir(parents=True, exist_ok=True)
-    dut = dut if dut is not None else ops.component(fs.op, fs.params)
+    dut = dut if dut is not None else registry.component(fs.op, fs.params)
     if list(props) == ["unit"]:
         # the component's real per-row unit on its own
         dut._MustUse__silence = True

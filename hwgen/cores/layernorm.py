@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 from golden import layernorm as golden_ln
 from golden.layernorm import LayerNormParams
 
-from .common import Levels, Stages, StallPipeline, fix_shape, onehot, saturate, valid_chain
+from ..lib.pipeline import Levels, Stages, StallPipeline, fix_shape, onehot, saturate, valid_chain
 
 __all__ = ["LayerNorm"]
 
@@ -92,7 +92,7 @@ class LayerNorm(wiring.Component):
                 "affine": In(stream.Signature(affine_layout)),
             }
         )
-        #: builds the per-row unit from the Params; the counting proofs of :mod:`hwgen.formal`
+        #: builds the per-row unit from the Params; the counting proofs of :mod:`hwgen.flows.formal`
         #: put a stand-in with the same start/idle/done protocol and a free latency here
         self.row_unit_factory = _RowUnit
 

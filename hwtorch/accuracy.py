@@ -1,6 +1,6 @@
 """What the hardware operators and 4-bit weights do to a vision transformer's top-1 accuracy.
 
-Every approximated configuration runs through :mod:`golden.nn`, i.e. through the operators'
+Every approximated configuration runs through :mod:`hwtorch.nn`, i.e. through the operators'
 bit-exact ``emulate`` models, so the accuracy measured is the hardware's.
 
 The bundled benchmark
@@ -43,11 +43,12 @@ from pathlib import Path
 
 import torch
 
-from . import gelu as gelu_model
-from . import layernorm as layernorm_model
+from golden import gelu as gelu_model
+from golden import layernorm as layernorm_model
+from golden import softmax as softmax_model
+
 from . import nn as gnn
 from . import quant
-from . import softmax as softmax_model
 
 __all__ = [
     "DigitsConfig",
@@ -299,9 +300,9 @@ def evaluate(
 
 @dataclass(frozen=True)
 class Config:
-    """One row of the accuracy table: what :func:`golden.nn.patch_model` gets.
+    """One row of the accuracy table: what :func:`hwtorch.nn.patch_model` gets.
 
-    ``weights`` is a :class:`golden.nn.WeightSpec` or None; ``qat`` fine-tunes the quantized
+    ``weights`` is a :class:`hwtorch.nn.WeightSpec` or None; ``qat`` fine-tunes the quantized
     weights first (bundled benchmark only).
     """
 
@@ -425,7 +426,7 @@ def _importance(ctx: TableContext) -> dict | None:
 
 
 def _qat_model(ctx: TableContext, spec: gnn.WeightSpec, progress: Progress):
-    """The float model with its block Linears fine-tuned as :class:`golden.quant.QuantLinear`
+    """The float model with its block Linears fine-tuned as :class:`hwtorch.quant.QuantLinear`
     (posit gradient approximation), cached per weight spec."""
     if ctx.train_data is None or ctx.cfg is None:
         raise ValueError("quantization-aware fine-tuning needs the bundled benchmark's data")

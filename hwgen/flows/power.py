@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ops
+from .. import registry
 from .synth import _find_tool, _run_logged
 
 __all__ = [
@@ -213,7 +213,7 @@ def instrument(netlist_v: str, top: str, analysis: Mapping) -> str:
     """
     nets, ports = analysis["nets"], analysis["mem_ports"]
     add = [
-        "  // -- hwgen.power toggle counters --",
+        "  // -- hwgen.flows.power toggle counters --",
         "  reg hwgen_on = 0;",
         f"  integer hwgen_tog [0:{max(1, len(nets)) - 1}];",
         f"  integer hwgen_mem [0:{max(1, len(ports)) - 1}];",
@@ -438,7 +438,7 @@ def pack_words(shape, values: Mapping[str, np.ndarray]) -> list[int]:
 
 def _family(stem: str) -> str:
     """The approximate operator whose interface ``stem`` shares (itself or BASELINE_FOR)."""
-    return getattr(ops.get(stem).golden, "BASELINE_FOR", stem)
+    return getattr(registry.get(stem).golden, "BASELINE_FOR", stem)
 
 
 def stimulus(stem: str, params, n_elements: int, seed: int = 0) -> dict:
@@ -583,7 +583,7 @@ def measure(
     analysis = analyse_netlist(netlist, top)
     (work / "gates_counted.v").write_text(instrument(gates_v.read_text(), top, analysis))
     stim = stimulus(stem, params, n_elements, seed)
-    dut = ops.component(stem, params)
+    dut = registry.component(stem, params)
     dut._MustUse__silence = True  # only its signature is needed, not a design
     members = dut.signature.members
     counts = {}

@@ -31,7 +31,7 @@ class Operator:
     name : str
         The stem shared by golden/, hwgen/, sim/ and tests/ (``gelu``).
     component_name : str
-        Class name of the component in ``hwgen.<name>``.
+        Class name of the component in ``hwgen.cores.<name>``.
     summary : str
         One line for ``python -m hwgen list``.
     """
@@ -51,7 +51,7 @@ class Operator:
 
     @property
     def component(self) -> type:
-        return getattr(importlib.import_module(f"hwgen.{self.name}"), self.component_name)
+        return getattr(importlib.import_module(f"hwgen.cores.{self.name}"), self.component_name)
 
 
 OPERATORS: dict[str, Operator] = {

@@ -56,7 +56,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .formats import FixFormat, PositFormat
+from golden.formats import FixFormat, PositFormat
 
 __all__ = [
     "FIXP4",

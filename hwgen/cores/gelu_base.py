@@ -15,7 +15,7 @@ from golden import gelu_base as golden_gelu_base
 from golden.formats import FixFormat
 from golden.gelu_base import GeluBaseKind, GeluBaseParams, PolyTables, TableROM
 
-from .common import Levels, StallPipeline, fix_shape, saturate
+from ..lib.pipeline import Levels, StallPipeline, fix_shape, saturate
 
 __all__ = ["GeluBase"]
 
@@ -24,7 +24,7 @@ class GeluBase(wiring.Component):
     """GELU without PEANO-ViT's approximations, fully pipelined, one result per clock.
 
     Computes ``golden.gelu_base.emulate(params, x)`` exactly for every input code, with the
-    ports of :class:`hwgen.gelu.GeluPWL` (a drop-in replacement).
+    ports of :class:`hwgen.cores.gelu.GeluPWL` (a drop-in replacement).
 
     ``table`` (latency 4): input register; block-RAM read addressed by the input's top bits,
     in parallel the range test and the asymptote x; a register behind the memory (its output

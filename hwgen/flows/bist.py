@@ -1,7 +1,7 @@
 """Built-in self-test around one operator: LFSR stimulus, MISR signature, baked-in prediction.
 
 :class:`SelfTest` is the top level of ``make bitstream`` (inside the board wrapper of
-:mod:`hwgen.bitstream`) and of the cocotb self-test in ``sim/test_bist.py``. It
+:mod:`hwgen.flows.bitstream`) and of the cocotb self-test in ``sim/test_bist.py``. It
 
 1. draws every input beat of the operator from a maximal-length LFSR (codes, the row framing of
    softmax and LayerNorm, the gamma / beta loads of LayerNorm, the weight patterns, formats and
@@ -39,7 +39,7 @@ from amaranth.lib.wiring import Out
 
 from golden.formats import FixFormat
 
-from . import ops
+from .. import registry
 
 __all__ = [
     "LFSR_DEGREE",
@@ -76,7 +76,7 @@ class BistParams:
     Parameters
     ----------
     op : str
-        Operator name in :data:`hwgen.ops.OPERATORS`.
+        Operator name in :data:`hwgen.registry.OPERATORS`.
     params : Params, optional
         The operator's configuration (default: its defaults).
     beats : int
@@ -95,7 +95,7 @@ class BistParams:
     seed: int = 0x5EED_B157
 
     def __post_init__(self):
-        entry = ops.get(self.op)
+        entry = registry.get(self.op)
         if self.params is None:
             object.__setattr__(self, "params", entry.params())
         if not isinstance(self.params, entry.params):
@@ -258,7 +258,7 @@ class Stimulus:
 
     @property
     def golden(self):
-        return ops.get(self.bist.op).golden
+        return registry.get(self.bist.op).golden
 
     def framing(self, bits: np.ndarray) -> np.ndarray:
         """Per run beat: 1 where a row (dot product) ends (model of the hardware's rule)."""
@@ -539,7 +539,7 @@ class SelfTest(wiring.Component):
     uart_gap : int
         Idle clocks between two repetitions of the report line.
     component : wiring.Component, optional
-        The operator instance (default a fresh ``ops.component``); for mutation tests.
+        The operator instance (default a fresh ``registry.component``); for mutation tests.
 
     Members
     -------
@@ -595,7 +595,7 @@ class SelfTest(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         bist, stim = self.bist, self.stim
-        dut = self._component or ops.component(bist.op, bist.params)
+        dut = self._component or registry.component(bist.op, bist.params)
         _check_ports(stim, dut)
         m.submodules.dut = dut
 

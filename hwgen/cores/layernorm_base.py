@@ -1,7 +1,7 @@
 """Streaming LayerNorm baselines: real dividers and square root, or an hls4ml-style 1/sqrt table.
 
 The arithmetic is :func:`golden.layernorm_base.emulate`; this module schedules it with the row
-banks, statistics and affine memories of :class:`hwgen.layernorm.LayerNorm` (same ports,
+banks, statistics and affine memories of :class:`hwgen.cores.layernorm.LayerNorm` (same ports,
 framing, formats and throughput rule), so either baseline can replace the approximate block.
 """
 
@@ -17,11 +17,11 @@ from amaranth.lib.wiring import In, Out
 from golden import layernorm_base as golden_base
 from golden.layernorm_base import LayerNormBaseKind, LayerNormBaseParams
 
-from .common import Levels, Stages, StallPipeline, fix_shape, onehot, saturate, valid_chain
+from ..lib.pipeline import Levels, Stages, StallPipeline, fix_shape, onehot, saturate, valid_chain
 
 __all__ = ["LayerNormBase", "SeqDivider", "SeqMultiplier", "SeqSqrt"]
 
-#: Row banks, as in :mod:`hwgen.layernorm`: a bank holds its row from its first input to its
+#: Row banks, as in :mod:`hwgen.cores.layernorm`: a bank holds its row from its first input to its
 #: last output read (about 2 L + row_clocks + the pipeline), so four keep rows longer than
 #: ``row_clocks`` at one element per clock.
 _BANKS = 4
@@ -324,7 +324,7 @@ class _RowUnit(Elaboratable):
 class LayerNormBase(wiring.Component):
     """LayerNorm baseline over rows of a stream, gamma and beta from on-chip memory.
 
-    Ports, framing and the ``affine`` stream as :class:`hwgen.layernorm.LayerNorm`. Three
+    Ports, framing and the ``affine`` stream as :class:`hwgen.cores.layernorm.LayerNorm`. Three
     stages run concurrently on four row banks: *ingest* stores the row and accumulates
     S1 = sum x and S2 = sum x^2 (one multiplier); the *per-row unit* computes the mean, the
     variance and then std (``div``) or 1/std (``lut``) with **sequential** units (two
@@ -386,7 +386,7 @@ class LayerNormBase(wiring.Component):
                 "affine": In(stream.Signature(affine_layout)),
             }
         )
-        #: builds the per-row unit from the Params; the counting proofs of :mod:`hwgen.formal`
+        #: builds the per-row unit from the Params; the counting proofs of :mod:`hwgen.flows.formal`
         #: put a stand-in with the same start/idle/done protocol and a free latency here
         self.row_unit_factory = _RowUnit
 

@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 from golden import gelu as golden_gelu
 from golden.gelu import GeluParams, GeluTables, SlopeMode
 
-from .common import StallPipeline, fix_shape
+from ..lib.pipeline import StallPipeline, fix_shape
 
 __all__ = ["GeluPWL"]
 

@@ -16,7 +16,7 @@ from amaranth.lib.wiring import In, Out
 from golden import softmax as golden_softmax
 from golden.softmax import PadeOrder, SoftmaxParams
 
-from .common import Levels, Stages, StallPipeline, fix_shape, onehot, valid_chain
+from ..lib.pipeline import Levels, Stages, StallPipeline, fix_shape, onehot, valid_chain
 
 __all__ = ["Softmax", "recip_levels"]
 

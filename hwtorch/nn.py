@@ -1,0 +1,781 @@
+"""PyTorch drop-ins that compute through the golden models (and so through the hardware).
+
+Each module quantizes its input to the block's input format, runs the operator's integer
+``emulate`` (bit-exact with the RTL) and dequantizes the result, so what a model computes with
+these modules is what the hardware would compute. They are for evaluation: the forward pass runs
+in NumPy on the CPU and returns a tensor without autograd history.
+
+Scale policy
+------------
+How a tensor's real values become the block's fixed-point input codes.
+
+``"format"`` (the default, and what a block fed straight from the previous layer's fixed-point
+output sees): a real value v becomes the code ``in_fmt.encode(v)``, i.e. v / 2**-frac_bits
+rounded half to even and saturated at the format's range (s6.10 covers [-32, 32)). Values
+outside the range saturate, as the hardware's input word would. This is the only policy of
+:class:`GELU` and :class:`Softmax`: neither function is scale invariant, so a scale in front
+of the block would have to be undone inside it; the input format *is* the scale (the previous
+layer's requantization shift puts its output into s6.10).
+
+:class:`LayerNorm` is invariant to scaling its row (up to eps), so a power-of-two prescale
+``x * 2**-k`` in front of it is free in hardware (a shift in the previous layer's
+requantization) and it has two more policies:
+
+* ``"static"``: one k per layer, chosen by :meth:`LayerNorm.calibrate` (or
+  :func:`calibrate` for a whole model) as the smallest k for which the calibration data's
+  largest magnitude fits ``in_fmt``; later rows beyond it saturate, as a fixed shift would.
+* ``"dynamic"``: k per row from the row's own largest magnitude (a leading-one detector on
+  the row maximum, which the block could compute while it stores the row); never saturates
+  and uses all of ``in_fmt``'s precision for rows of small values.
+
+k is limited to -16 .. 16. The hardware's eps is added to the prescaled row's variance
+(``eps`` in units of the prescaled input), so for ``k != 0`` the effective eps is
+``eps * 4**k``: negligible against DeiT's variances (eps = 1e-6), and it is what the block
+would compute.
+
+MacLinear
+---------
+
+:class:`MacLinear` holds 4-bit weight patterns, their per-weight format (posit or FixP4) and a
+per-output-channel scale, as :mod:`hwtorch.quant` produces them. Its forward pass quantizes the
+input to ``act_fmt`` codes, runs :func:`golden.posit_mac.emulate` (bit-exact with the MAC's
+accumulator) for every output channel and turns the accumulator codes back into reals::
+
+    y[..., c] = ((acc[..., c] * 2**-acc_frac) * act_scale) * weight_scale[c] + bias[c]
+
+evaluated in float64 in that order, then cast to the input's dtype. Like the other hwtorch.nn
+drop-ins it is for evaluation: the result has no autograd history.
+
+Its activation scale policy:
+A real activation ``x`` becomes the code ``act_fmt.encode(x / act_scale)`` (nearest, ties to
+even, saturating). ``act_scale`` is a choice:
+
+* static (a float, or set by :meth:`MacLinear.calibrate` from calibration data): one scale for
+  the layer, ``max|x| / act_fmt.max_value`` over the calibration data, so the largest
+  calibration activation lands on the format's largest code; later inputs beyond it
+  saturate, as in hardware with a fixed requantization shift;
+* dynamic (``None``, the default): the same rule applied to each forward call's input
+  (per tensor), which never saturates but needs a max-reduction before the MAC;
+* dynamic per row (``"row"``): the rule applied to each input vector (each token) on its
+  own, as a per-token requantization would; the result then does not depend on what else is
+  in the batch. :func:`patch_model` uses it.
+
+The dot products are :func:`golden.posit_mac.emulate`'s integer model evaluated as one matrix
+product (:func:`golden.posit_mac.emulate_matmul`: the same weight table, the same exact sums;
+tests/test_nn.py checks it equals ``emulate`` element for element).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from golden import gelu as gelu_model
+from golden import layernorm as layernorm_model
+from golden import posit_mac
+from golden import softmax as softmax_model
+from golden.formats import FixFormat
+
+from . import quant
+
+__all__ = [
+    "Softmax",
+    "GELU",
+    "LayerNorm",
+    "MacLinear",
+    "EXACT",
+    "WeightSpec",
+    "PatchSummary",
+    "patch_model",
+    "calibrate",
+    "VisibleSoftmaxAttention",
+]
+
+
+def _through(fn, x: torch.Tensor, in_fmt, out_fmt) -> torch.Tensor:
+    codes = in_fmt.encode(_host(x))
+    y = out_fmt.decode(fn(codes))
+    return torch.from_numpy(np.ascontiguousarray(y)).to(device=x.device, dtype=x.dtype)
+
+
+class Softmax(torch.nn.Module):
+    """Drop-in for :class:`torch.nn.Softmax` computing through :func:`golden.softmax.emulate`.
+
+    Parameters
+    ----------
+    dim : int
+        The dimension softmax runs over (its length must be at most ``params.max_len``).
+    params : SoftmaxParams, optional
+        The hardware configuration (default: ``SoftmaxParams()``).
+    """
+
+    def __init__(self, dim: int | None = -1, params: softmax_model.SoftmaxParams | None = None):
+        super().__init__()
+        if dim is None:
+            raise ValueError("hwtorch.nn.Softmax needs an explicit dim (the hardware's row axis)")
+        self.dim = dim
+        self.params = params if params is not None else softmax_model.SoftmaxParams()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.params
+        moved = x.movedim(self.dim, -1)
+        y = _through(lambda c: softmax_model.emulate(p, c), moved, p.in_fmt, p.out_fmt)
+        return y.movedim(-1, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, params={self.params.name}"
+
+
+class LayerNorm(torch.nn.Module):
+    """Drop-in for :class:`torch.nn.LayerNorm` computing through
+    :func:`golden.layernorm.emulate`.
+
+    Same constructor and parameters (``weight``, ``bias``), so a torch LayerNorm's state dict
+    loads unchanged. gamma and beta are quantized to ``gamma_fmt`` / ``beta_fmt`` (saturating)
+    as the hardware's parameter memory would hold them; ``eps`` replaces ``params.eps``.
+
+    Parameters
+    ----------
+    normalized_shape : int or tuple of one int
+        The channel count (the hardware normalises over the last axis only).
+    eps : float
+        Added to the variance.
+    elementwise_affine : bool
+        Learnable gamma and beta, as in torch.
+    params : LayerNormParams, optional
+        The hardware configuration (default: ``LayerNormParams()``).
+    scale : str
+        Scale policy, ``"format"`` (default), ``"static"`` or ``"dynamic"`` (see the module
+        docstring). ``"static"`` needs :meth:`calibrate` before the first forward pass.
+    """
+
+    def __init__(
+        self,
+        normalized_shape,
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+        params: layernorm_model.LayerNormParams | None = None,
+        scale: str = "format",
+    ):
+        super().__init__()
+        if scale not in _LN_SCALES:
+            raise ValueError(
+                f"LayerNorm scale must be one of {', '.join(_LN_SCALES)}, not {scale!r}"
+            )
+        self.scale = scale
+        #: static policy: the prescale exponent k (None until calibrated)
+        self.shift: int | None = None
+        self._calibration_max: float | None = None
+        shape = (
+            (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        )
+        if len(shape) != 1:
+            raise ValueError(
+                f"hwtorch.nn.LayerNorm normalises over the last axis only; "
+                f"normalized_shape must be one int, not {normalized_shape!r}"
+            )
+        self.normalized_shape = shape
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        base = params if params is not None else layernorm_model.LayerNormParams()
+        self.params = base.replace(eps=eps)
+        if elementwise_affine:
+            self.weight = torch.nn.Parameter(torch.ones(shape))
+            self.bias = torch.nn.Parameter(torch.zeros(shape)) if bias else None
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def calibrate(self, x) -> LayerNorm:
+        """Static policy: set k from calibration inputs (``x`` may be given in several calls;
+        k covers the largest magnitude seen so far). Returns ``self``."""
+        top = float(np.abs(np.asarray(_numpy(x), dtype=np.float64)).max(initial=0.0))
+        self._calibration_max = max(self._calibration_max or 0.0, top)
+        self.shift = int(_prescale_shift(np.array(self._calibration_max), self.params.in_fmt))
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.normalized_shape[0]:
+            raise ValueError(
+                f"LayerNorm over {self.normalized_shape[0]} channels got an input of "
+                f"{x.shape[-1]} on the last axis"
+            )
+        if _CALIBRATING.active:
+            self.calibrate(x)
+        p = self.params
+        gamma = beta = None
+        if self.weight is not None:
+            gamma = p.gamma_fmt.encode(self.weight.detach().to("cpu", torch.float64).numpy())
+        if self.bias is not None:
+            beta = p.beta_fmt.encode(self.bias.detach().to("cpu", torch.float64).numpy())
+        xf = _host(x)
+        if self.scale == "format":
+            k = 0
+        elif self.scale == "static":
+            if self.shift is None:
+                raise ValueError(
+                    "LayerNorm with scale='static' is not calibrated; call .calibrate(x) or "
+                    "hwtorch.nn.calibrate(model, batches) first"
+                )
+            k = self.shift
+        else:
+            k = _prescale_shift(np.abs(xf).max(axis=-1, keepdims=True), p.in_fmt)
+        codes = p.in_fmt.encode(np.ldexp(xf, -k) if self.scale != "format" else xf)
+        y = p.out_fmt.decode(layernorm_model.emulate(p, codes, gamma, beta))
+        return torch.from_numpy(np.ascontiguousarray(y)).to(device=x.device, dtype=x.dtype)
+
+    def extra_repr(self) -> str:
+        scale = "" if self.scale == "format" else f", scale={self.scale}"
+        return f"{self.normalized_shape}, eps={self.eps}{scale}, params={self.params.name}"
+
+
+_LN_SCALES = ("format", "static", "dynamic")
+_MAX_SHIFT = 16
+
+
+def _prescale_shift(top: np.ndarray, fmt: FixFormat) -> np.ndarray:
+    """Smallest k in -16 .. 16 with ``top * 2**-k <= fmt.max_value`` (0 where top is 0).
+
+    >>> int(_prescale_shift(np.array(100.0), FixFormat(8, 8)))  # 100 fits s8.8's 127.99
+    0
+    >>> int(_prescale_shift(np.array(300.0), FixFormat(8, 8)))
+    2
+    >>> int(_prescale_shift(np.array(0.3), FixFormat(8, 8)))
+    -8
+    """
+    top = np.asarray(top, dtype=np.float64)
+    ratio = np.where(top > 0, top / fmt.max_value, 1.0)
+    mant, exp = np.frexp(ratio)  # ratio = mant * 2**exp, mant in [0.5, 1)
+    k = np.where(mant == 0.5, exp - 1, exp)  # ceil(log2(ratio))
+    return np.clip(np.where(top > 0, k, 0), -_MAX_SHIFT, _MAX_SHIFT).astype(np.int64)
+
+
+class _Calibrating:
+    active = False
+
+
+_CALIBRATING = _Calibrating()
+
+
+def calibrate(model: torch.nn.Module, batches) -> torch.nn.Module:
+    """Run ``model`` on ``batches`` (an iterable of input tensors) in calibration mode.
+
+    Every :class:`LayerNorm` with ``scale="static"`` records the largest magnitude it sees
+    and sets its prescale from it (a :class:`MacLinear` is calibrated by its own
+    :meth:`MacLinear.calibrate`). Returns ``model``.
+    """
+    _CALIBRATING.active = True
+    try:
+        with torch.no_grad():
+            for xb in batches:
+                model(xb)
+    finally:
+        _CALIBRATING.active = False
+    return model
+
+
+class GELU(torch.nn.Module):
+    """Drop-in for :class:`torch.nn.GELU` computing through :func:`golden.gelu.emulate`.
+
+    Parameters
+    ----------
+    approximate : str
+        Accepted for signature compatibility with torch; only ``"none"`` (exact erf GELU, which
+        the hardware approximates) is meaningful.
+    params : GeluParams, optional
+        The hardware configuration (default: ``GeluParams()``).
+    """
+
+    def __init__(self, approximate: str = "none", params: gelu_model.GeluParams | None = None):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"approximate must be 'none' or 'tanh', not {approximate!r}")
+        self.approximate = approximate
+        self.params = params if params is not None else gelu_model.GeluParams()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.params
+        return _through(lambda c: gelu_model.emulate(p, c), x, p.in_fmt, p.out_fmt)
+
+    def extra_repr(self) -> str:
+        return f"params={self.params.name}"
+
+
+#: The MAC's default activation format, s4.4.
+ACT_FMT = FixFormat(4, 4)
+
+
+class MacLinear(torch.nn.Module):
+    """Linear layer whose dot products run through :func:`golden.posit_mac.emulate`.
+
+    Parameters
+    ----------
+    codes : int array or tensor, shape [out, in]
+        4-bit weight patterns 0 .. 15.
+    w_is_posit : bool array or tensor, shape [out, in]
+        Per-weight format (all false for ``fixp`` params, all true for posit-only weights).
+    weight_scale : float array or tensor, shape [out, 1] or [out]
+        Per-output-channel scale.
+    bias : array or tensor, shape [out], optional
+        Float bias, added after the MAC.
+    params : MacParams, optional
+        MAC configuration (default ``MacParams()``: mixed, es=1, s4.4 activations). Mode
+        ``posit`` (posit activations) is not a Linear layer on real inputs and is rejected.
+    act_scale : float, "row" or None
+        Static activation scale, ``"row"`` for dynamic per row or None for dynamic per tensor
+        (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        codes,
+        w_is_posit,
+        weight_scale,
+        bias=None,
+        params: posit_mac.MacParams | None = None,
+        act_scale: float | str | None = None,
+    ):
+        super().__init__()
+        p = params if params is not None else posit_mac.MacParams()
+        if p.mode is posit_mac.MacMode.POSIT:
+            raise ValueError("MacLinear takes real activations: use mode mixed or fixp")
+        codes = np.asarray(_numpy(codes))
+        w_is_posit = np.asarray(_numpy(w_is_posit), dtype=bool)
+        if codes.ndim != 2 or w_is_posit.shape != codes.shape:
+            raise ValueError(
+                f"codes {codes.shape} and w_is_posit {w_is_posit.shape} must be one [out, in] shape"
+            )
+        if p.mode is posit_mac.MacMode.FIXP and w_is_posit.any():
+            raise ValueError("fixp params take FixP4 weights only (w_is_posit all false)")
+        scale = np.asarray(_numpy(weight_scale), dtype=np.float64).reshape(-1)
+        if scale.shape != (codes.shape[0],):
+            raise ValueError(
+                f"weight_scale must have one entry per output channel ({codes.shape[0]})"
+            )
+        if codes.shape[1] > p.max_terms:
+            raise ValueError(
+                f"{codes.shape[1]} inputs exceed the accumulator's max_terms={p.max_terms}"
+            )
+        self.params = p
+        if codes.dtype.kind not in "iu" or ((codes < 0) | (codes > 15)).any():
+            raise ValueError("codes must be integer 4-bit patterns 0 .. 15")
+        self.codes = codes.astype(np.int64)
+        self.w_is_posit = w_is_posit
+        self.weight_scale = scale
+        self.bias = None if bias is None else np.asarray(_numpy(bias), dtype=np.float64)
+        if self.bias is not None and self.bias.shape != (codes.shape[0],):
+            raise ValueError(f"bias must have one entry per output channel ({codes.shape[0]})")
+        self.act_scale = _check_scale(act_scale)
+
+    @property
+    def in_features(self) -> int:
+        return self.codes.shape[1]
+
+    @property
+    def out_features(self) -> int:
+        return self.codes.shape[0]
+
+    @classmethod
+    def from_linear(
+        cls,
+        linear: torch.nn.Linear,
+        mode: str = "mixed",
+        budget: float = 0.25,
+        importance=None,
+        act_fmt: FixFormat = ACT_FMT,
+        es: int = 1,
+        act_scale: float | str | None = None,
+    ) -> MacLinear:
+        """Quantize a float ``nn.Linear`` with :mod:`hwtorch.quant` and wrap it.
+
+        Parameters
+        ----------
+        linear : nn.Linear
+            The float layer (a :class:`hwtorch.quant.QuantLinear` keeps the scale and mask it
+            was trained with; ``mode`` is then its own and ``budget``/``importance`` unused).
+        mode : str
+            ``"mixed"`` (:func:`~hwtorch.quant.mixed_quantize`, MAC mode mixed),
+            ``"posit4"`` (:func:`~hwtorch.quant.quantize_posit4`, MAC mode mixed with every
+            weight a posit) or ``"fixp4"`` (:func:`~hwtorch.quant.quantize_fixp4`, MAC mode
+            fixp).
+        budget, importance
+            For ``mixed``: see :func:`~hwtorch.quant.mixed_quantize`.
+        act_fmt : FixFormat
+            Activation format (signed, 4 or 8 bits).
+        es : int
+            Posit exponent bits, 0 to 2.
+        act_scale : float or None
+            Static activation scale, or None for dynamic (see :meth:`calibrate`).
+        """
+        fixp = posit_mac.MacMode.FIXP
+        mixed = posit_mac.MacMode.MIXED
+        if isinstance(linear, quant.QuantLinear):
+            mode, es = linear.mode, linear.es
+            q = linear.export()
+        elif mode == "mixed":
+            q = quant.mixed_quantize(linear.weight, budget, importance, es)
+        elif mode == "posit4":
+            q = quant.quantize_posit4(linear.weight, es)
+            q = quant.MixedQuantized(q.codes, torch.ones_like(q.codes, dtype=torch.bool), *q[1:])
+        elif mode == "fixp4":
+            q = quant.quantize_fixp4(linear.weight)
+            q = quant.MixedQuantized(q.codes, torch.zeros_like(q.codes, dtype=torch.bool), *q[1:])
+        else:
+            raise ValueError(f"mode must be 'mixed', 'posit4' or 'fixp4', not {mode!r}")
+        params = posit_mac.MacParams(
+            es=es,
+            act_fmt=act_fmt,
+            mode=fixp if mode == "fixp4" else mixed,
+            max_terms=max(4096, linear.in_features),
+        )
+        bias = None if linear.bias is None else linear.bias.detach()
+        return cls(q.codes, q.w_is_posit, q.scale, bias, params, act_scale)
+
+    def calibrate(self, x) -> MacLinear:
+        """Set a static activation scale from calibration inputs: ``max|x| / act_fmt.max_value``.
+
+        Returns ``self``; an all-zero ``x`` gives scale 1.
+        """
+        self.act_scale = _max_abs_scale(np.asarray(_numpy(x), dtype=np.float64), self.params)
+        return self
+
+    def activation_codes(self, x) -> tuple[np.ndarray, float | np.ndarray]:
+        """``act_fmt`` codes of an input and the activation scale they were taken with (a
+        float, or an array ``[..., 1]`` of per-row scales for ``act_scale="row"``)."""
+        xf = np.asarray(_numpy(x), dtype=np.float64)
+        if self.act_scale == "row":
+            scale = _max_abs_scale(xf, self.params, axis=-1)
+        elif self.act_scale is None:
+            scale = _max_abs_scale(xf, self.params)
+        else:
+            scale = self.act_scale
+        return self.params.act_fmt.encode(xf / scale), scale
+
+    def accumulate(self, a_codes: np.ndarray) -> np.ndarray:
+        """Accumulator codes ``[..., out]`` of activation codes ``[..., in]`` (exact)."""
+        p = self.params
+        mask = None if p.mode is posit_mac.MacMode.FIXP else self.w_is_posit
+        return posit_mac.emulate_matmul(p, self.codes, a_codes, mask)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"input has {x.shape[-1]} features, the layer {self.in_features}")
+        a_codes, scale = self.activation_codes(x)
+        acc = self.accumulate(a_codes)
+        y = ((acc.astype(np.float64) * 2.0**-self.params.acc_frac) * scale) * self.weight_scale
+        if self.bias is not None:
+            y = y + self.bias
+        return torch.from_numpy(np.ascontiguousarray(y)).to(device=x.device, dtype=x.dtype)
+
+    def extra_repr(self) -> str:
+        scale = {None: "dynamic", "row": "dynamic per row"}.get(self.act_scale)
+        scale = scale or f"{self.act_scale:.6g}"
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"posits={int(self.w_is_posit.sum())}, act_scale={scale}, params={self.params.name}"
+        )
+
+
+def _host(x: torch.Tensor) -> np.ndarray:
+    """A tensor's values as a NumPy float array on the host (float32 stays float32: its
+    values are exact in the float64 that encode() works in)."""
+    x = x.detach().cpu()
+    if x.dtype not in (torch.float32, torch.float64):
+        x = x.double()
+    return x.numpy()
+
+
+def _numpy(x):
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        return (
+            x.numpy() if x.dtype == torch.bool or not x.is_floating_point() else x.double().numpy()
+        )
+    return x
+
+
+def _check_scale(scale):
+    if scale is None or scale == "row":
+        return scale
+    scale = float(scale)
+    if not (np.isfinite(scale) and scale > 0):
+        raise ValueError(f"act_scale must be a positive number, 'row' or None, not {scale!r}")
+    return scale
+
+
+def _max_abs_scale(x: np.ndarray, p: posit_mac.MacParams, axis=None):
+    """``max|x| / act_fmt.max_value`` over ``axis`` (None: the whole tensor, a float), 1
+    where the maximum is 0."""
+    if not np.isfinite(x).all():
+        raise ValueError("activations must be finite")
+    if axis is None:
+        top = float(np.abs(x).max()) if x.size else 0.0
+        return top / p.act_fmt.max_value if top > 0 else 1.0
+    top = np.abs(x).max(axis=axis, keepdims=True, initial=0.0)
+    return np.where(top > 0, top / p.act_fmt.max_value, 1.0)
+
+
+# -- model patching ------------------------------------------------------------------------------
+
+#: The value of an operator argument of :func:`patch_model` that puts an exact float module in
+#: the operator's place (the same math as the original; for checking the patching itself).
+EXACT = "exact"
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """How :func:`patch_model` quantizes ``nn.Linear`` weights onto the MAC.
+
+    Parameters
+    ----------
+    mode : str
+        ``"fixp4"``, ``"posit4"`` or ``"mixed"`` (see :meth:`MacLinear.from_linear`).
+    budget : float
+        ``mixed``: the per-layer fraction of weights that may be posits.
+    es : int
+        Posit exponent bits.
+    act_fmt : FixFormat
+        The MAC's activation format (default s4.4, 8 bits).
+    act_scale : str or None
+        Activation scale policy of each :class:`MacLinear`: ``"row"`` (default: per token) or
+        None (per tensor).
+    skip : tuple of str
+        ``fnmatch`` patterns of qualified module names kept in float (default: the
+        classifier ``head``, which quantized networks usually keep at higher precision).
+    """
+
+    mode: str = "mixed"
+    budget: float = 0.25
+    es: int = 1
+    act_fmt: FixFormat = ACT_FMT
+    act_scale: str | None = "row"
+    skip: tuple[str, ...] = ("head",)
+
+    def __post_init__(self):
+        if self.mode not in ("fixp4", "posit4", "mixed"):
+            raise ValueError(
+                f"weights mode must be 'fixp4', 'posit4' or 'mixed', not {self.mode!r}"
+            )
+        if not 0.0 <= self.budget <= 1.0:
+            raise ValueError(f"weights budget must be in [0, 1], not {self.budget!r}")
+        if self.act_scale not in ("row", None):
+            raise ValueError(f"weights act_scale must be 'row' or None, not {self.act_scale!r}")
+
+
+@dataclass
+class PatchSummary:
+    """What :func:`patch_model` replaced: qualified module names per kind.
+
+    Members
+    -------
+    replaced : dict of str to list of str
+        ``gelu``, ``softmax``, ``layernorm``, ``linear``: the modules put in place.
+    skipped : list of (str, str)
+        Modules of a replaceable type left alone, with the reason.
+    """
+
+    replaced: dict[str, list[str]] = field(
+        default_factory=lambda: {k: [] for k in ("gelu", "softmax", "layernorm", "linear")}
+    )
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {k: len(v) for k, v in self.replaced.items()}
+
+    def __str__(self) -> str:
+        text = ", ".join(f"{n} {k}" for k, n in self.counts().items() if n) or "nothing"
+        if self.skipped:
+            text += "; kept: " + ", ".join(f"{n} ({why})" for n, why in self.skipped)
+        return "replaced " + text
+
+
+def _op_module(kind: str, arg, original: torch.nn.Module | None, ln_scale: str = "format"):
+    """The module to put in place of ``original`` for one operator argument of patch_model."""
+    params_type = {
+        "gelu": gelu_model.GeluParams,
+        "softmax": softmax_model.SoftmaxParams,
+        "layernorm": layernorm_model.LayerNormParams,
+    }[kind]
+    if arg == EXACT:
+        if kind == "gelu":
+            return torch.nn.GELU(approximate=getattr(original, "approximate", "none"))
+        if kind == "softmax":
+            return torch.nn.Softmax(dim=-1)
+        exact = torch.nn.LayerNorm(
+            original.normalized_shape,
+            eps=original.eps,
+            elementwise_affine=original.elementwise_affine,
+            bias=getattr(original, "bias", None) is not None,
+        )
+        exact.load_state_dict(original.state_dict())
+        return exact
+    if arg is True:
+        params = params_type()
+    elif isinstance(arg, params_type):
+        params = arg
+    else:
+        raise TypeError(
+            f"patch_model {kind}= takes None, True, {EXACT!r} or a {params_type.__name__}, "
+            f"not {arg!r}"
+        )
+    if kind == "gelu":
+        return GELU(approximate=getattr(original, "approximate", "none"), params=params)
+    if kind == "softmax":
+        return Softmax(dim=-1, params=params)
+    ours = LayerNorm(
+        original.normalized_shape,
+        eps=original.eps,
+        elementwise_affine=original.elementwise_affine,
+        bias=getattr(original, "bias", None) is not None,
+        params=params,
+        scale=ln_scale,
+    )
+    ours.load_state_dict(original.state_dict())
+    return ours
+
+
+def patch_model(
+    model: torch.nn.Module,
+    *,
+    gelu=None,
+    softmax=None,
+    layernorm=None,
+    weights: WeightSpec | str | None = None,
+    layernorm_scale: str = "format",
+    importance: dict | None = None,
+) -> PatchSummary:
+    """Swap the hardware drop-ins into ``model`` in place; return what was replaced.
+
+    Works on timm ViT / DeiT models and on any model built from ``nn.GELU``,
+    ``nn.LayerNorm``, ``nn.Linear`` (and timm's ``Attention`` for the softmax).
+
+    Parameters
+    ----------
+    gelu, softmax, layernorm
+        None (leave the operator alone), True (the block at its default Params), a Params of
+        that operator, or :data:`EXACT` (an exact float module in the operator's place: the
+        same math as the original, for checking the patching).
+    weights : WeightSpec, str or None
+        Quantize every ``nn.Linear`` (but ``skip``) onto the MAC as a :class:`MacLinear`; a
+        string is ``WeightSpec(mode=...)``. An ``nn.Linear`` that is a
+        :class:`hwtorch.quant.QuantLinear` (after quantization-aware training) keeps its own
+        scales and posit mask.
+    layernorm_scale : str
+        Scale policy of the :class:`LayerNorm` drop-ins (``"format"``, ``"static"``,
+        ``"dynamic"``); ``"static"`` needs :func:`calibrate` afterwards.
+    importance : dict, optional
+        ``mixed`` weights: per-weight importance by qualified module name, as
+        :func:`hwtorch.quant.importance_from_grad` returns (default: none, i.e. the assignment
+        minimises the plain squared weight error).
+
+    Notes
+    -----
+    timm's ``Attention`` computes ``attn.softmax(dim=-1)`` on a tensor, which cannot be
+    swapped. Each ``Attention`` gets fused attention switched off and its class changed to
+    :class:`VisibleSoftmaxAttention`, whose forward pass is timm's unfused path with the
+    softmax taken from a ``softmax`` submodule. Parameters and state-dict keys are unchanged.
+    """
+    if isinstance(weights, str):
+        weights = WeightSpec(mode=weights)
+    if weights is not None and not isinstance(weights, WeightSpec):
+        raise TypeError(f"weights must be a WeightSpec, a mode string or None, not {weights!r}")
+    if layernorm_scale not in _LN_SCALES:
+        raise ValueError(
+            f"layernorm_scale must be one of {', '.join(_LN_SCALES)}, not {layernorm_scale!r}"
+        )
+    attention_types = _timm_attention_types()
+    summary = PatchSummary()
+    for name, module in list(model.named_modules()):
+        if softmax is not None and isinstance(module, attention_types):
+            if type(module) not in (_timm_attention(), VisibleSoftmaxAttention):
+                summary.skipped.append((name, f"{type(module).__name__} not supported"))
+                continue
+            module.__class__ = VisibleSoftmaxAttention
+            module.fused_attn = False
+            module.softmax = _op_module("softmax", softmax, None)
+            summary.replaced["softmax"].append(name)
+        if not name:
+            continue
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name)
+        new = None
+        if gelu is not None and isinstance(module, torch.nn.GELU | GELU):
+            new, kind = _op_module("gelu", gelu, module), "gelu"
+        elif layernorm is not None and isinstance(module, torch.nn.LayerNorm | LayerNorm):
+            if len(module.normalized_shape) != 1:
+                summary.skipped.append((name, "normalises over more than one axis"))
+                continue
+            new = _op_module("layernorm", layernorm, module, layernorm_scale)
+            kind = "layernorm"
+        elif weights is not None and isinstance(module, torch.nn.Linear):
+            if any(fnmatch.fnmatchcase(name, pat) for pat in weights.skip):
+                summary.skipped.append((name, "kept in float"))
+                continue
+            imp = (importance or {}).get(name)
+            new, kind = _mac_linear(module, weights, imp), "linear"
+        if new is not None:
+            setattr(parent, child, new)
+            summary.replaced[kind].append(name)
+    return summary
+
+
+def _mac_linear(linear: torch.nn.Linear, spec: WeightSpec, importance=None) -> MacLinear:
+    out = MacLinear.from_linear(
+        linear,
+        mode=spec.mode,
+        budget=spec.budget,
+        importance=importance,
+        es=spec.es,
+        act_fmt=spec.act_fmt,
+    )
+    out.act_scale = spec.act_scale
+    return out
+
+
+def _timm_attention():
+    try:
+        from timm.layers.attention import Attention
+    except ImportError:  # timm is optional: without it no attention is patched
+        return None
+    return Attention
+
+
+def _timm_attention_types() -> tuple[type, ...]:
+    att = _timm_attention()
+    return (att,) if att is not None else ()
+
+
+def _make_visible_attention():
+    base = _timm_attention()
+    if base is None:
+        return None
+
+    class VisibleSoftmaxAttention(base):
+        """timm ``Attention`` whose softmax is the ``softmax`` submodule (set by
+        :func:`patch_model`): timm's unfused forward path with that one step swapped."""
+
+        def forward(self, x, attn_mask=None, is_causal=False):
+            from timm.layers.attention import maybe_add_mask, resolve_self_attn_mask
+
+            b, n, _ = x.shape
+            gate = self.gate(x).sigmoid() if getattr(self, "gate", None) is not None else None
+            qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+            q, k = self.q_norm(q), self.k_norm(k)
+            attn = (q * self.scale) @ k.transpose(-2, -1)
+            attn = maybe_add_mask(attn, resolve_self_attn_mask(n, attn, attn_mask, is_causal))
+            attn = self.attn_drop(self.softmax(attn))
+            x = (attn @ v).transpose(1, 2).reshape(b, n, self.attn_dim)
+            x = self.norm(x)
+            if gate is not None:
+                x = x * gate
+            return self.proj_drop(self.proj(x))
+
+    return VisibleSoftmaxAttention
+
+
+VisibleSoftmaxAttention = _make_visible_attention()

@@ -56,6 +56,7 @@ from .formats import FixFormat, saturate, shift_round_half_up
 from .params import ParamsBase, Workload, check_enum, check_fix, check_int
 
 __all__ = [
+    "pareto_sweep",
     "SlopeMode",
     "GeluParams",
     "GeluTables",
@@ -473,3 +474,8 @@ def workload(p: GeluParams, n: int, seed: int = 0) -> Workload:
     """``n`` inputs distributed like DeiT's MLP pre-activations (N(0, 3) values)."""
     codes = p.in_fmt.encode(np.random.default_rng(seed).normal(0.0, 3.0, n))
     return Workload(codes, "N(0, 3) values (DeiT MLP pre-activations)")
+
+
+def pareto_sweep() -> list[GeluParams]:
+    """Segments 4 to 64 in both slope modes (the report's error-against-LUT study)."""
+    return [GeluParams(segments=s, slope_mode=m) for m in SlopeMode for s in (4, 8, 16, 32, 64)]

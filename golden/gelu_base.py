@@ -69,7 +69,6 @@ from .params import ParamsBase, check_enum, check_fix, check_int
 
 __all__ = [
     "workload",
-    "BASELINE_FOR",
     "GeluBaseKind",
     "GeluBaseParams",
     "TableROM",
@@ -84,9 +83,6 @@ __all__ = [
     "random_cases",
     "param_sweep",
 ]
-
-#: The approximate operator these baselines stand in for.
-BASELINE_FOR = "gelu"
 
 
 class GeluBaseKind(enum.Enum):

@@ -42,6 +42,7 @@ from .formats import FixFormat, saturate, shift_round_half_up
 from .params import ParamsBase, Workload, check_fix, check_int
 
 __all__ = [
+    "pareto_sweep",
     "random_cases",
     "row_params",
     "workload",
@@ -377,3 +378,8 @@ def workload(p: LayerNormParams, n: int, seed: int = 0) -> Workload:
     rows = list(random_rows(p, max(1, -(-n // length)), length, seed=seed))
     what = f"DeiT-like rows of {length} channels with outliers, gamma/beta loaded"
     return Workload(rows, what, row_params(p, length, seed))
+
+
+def pareto_sweep() -> list[LayerNormParams]:
+    """1/sqrt table size x Newton steps."""
+    return [LayerNormParams(rsqrt_bits=b, newton_steps=n) for b in (4, 6, 8) for n in (0, 1, 2)]

@@ -83,7 +83,6 @@ __all__ = [
     "random_cases",
     "row_params",
     "workload",
-    "BASELINE_FOR",
     "ERROR_BOUNDS",
     "LayerNormBaseKind",
     "LayerNormBaseParams",
@@ -97,9 +96,6 @@ __all__ = [
     "error_stats",
     "param_sweep",
 ]
-
-#: The approximate operator this module is the baseline of.
-BASELINE_FOR = "layernorm"
 
 
 class LayerNormBaseKind(enum.Enum):

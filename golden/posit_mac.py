@@ -51,7 +51,7 @@ __all__ = [
     "emulate_matmul",
     "reference",
     "param_sweep",
-    "synth_sweep",
+    "pareto_sweep",
 ]
 
 
@@ -331,8 +331,8 @@ def param_sweep() -> list[MacParams]:
     ]
 
 
-def synth_sweep() -> list[MacParams]:
-    """The overhead study: mixed, all-FixP and all-posit engines at 1, 8 and 32 lanes."""
+def pareto_sweep() -> list[MacParams]:
+    """Mixed, all-FixP and all-posit engines at 1, 8 and 32 lanes (the overhead study)."""
     d = MacParams()
     return [d.replace(mode=mode, lanes=lanes) for mode in MacMode for lanes in (1, 8, 32)]
 
@@ -345,19 +345,24 @@ class DotFields:
     -------
     a_bits : int
         Bits of one activation field (4 for posit activations, else ``act_fmt.width``).
+    a_signed : bool
+        Whether the field is a two's complement code (fixed point) rather than a pattern.
     formats_used : bool
         Whether the per-weight format bits are read (``mixed`` mode); the baselines ignore
         them and their cases carry the one format they have.
     """
 
     a_bits: int
+    a_signed: bool
     formats_used: bool
 
 
 def dot_fields(p: MacParams) -> DotFields:
     """The operand fields of ``p``'s engine (:class:`DotFields`)."""
-    a_bits = 4 if p.mode is MacMode.POSIT else p.act_fmt.width
-    return DotFields(a_bits=a_bits, formats_used=p.mode is MacMode.MIXED)
+    if p.mode is MacMode.POSIT:
+        return DotFields(a_bits=4, a_signed=False, formats_used=False)
+    signed = p.act_fmt.signed
+    return DotFields(a_bits=p.act_fmt.width, a_signed=signed, formats_used=p.mode is MacMode.MIXED)
 
 
 def _mode_formats(p: MacParams, fmt: np.ndarray) -> np.ndarray:

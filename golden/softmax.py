@@ -49,6 +49,7 @@ from .formats import FixFormat, saturate, shift_round_half_up
 from .params import ParamsBase, Workload, check_enum, check_fix, check_int
 
 __all__ = [
+    "pareto_sweep",
     "random_cases",
     "workload",
     "PadeOrder",
@@ -418,3 +419,9 @@ def workload(p: SoftmaxParams, n: int, seed: int = 0) -> Workload:
         sigma = float(np.exp(rng.uniform(np.log(0.25), np.log(8.0))))
         rows.append(p.in_fmt.encode(rng.normal(rng.uniform(-8, 8), sigma, length)))
     return Workload(rows, f"rows of {length} Gaussian logits (mean U(-8, 8), sigma 0.25 to 8)")
+
+
+def pareto_sweep() -> list[SoftmaxParams]:
+    """Padé order x reciprocal table size, and two table-only points (no Newton step)."""
+    grid = [SoftmaxParams(pade=o, recip_bits=b) for o in PadeOrder for b in (4, 6, 8)]
+    return grid + [SoftmaxParams(recip_bits=b, newton_steps=0) for b in (8, 10)]

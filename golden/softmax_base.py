@@ -92,7 +92,6 @@ from .params import ParamsBase, check_enum, check_fix, check_int
 __all__ = [
     "random_cases",
     "workload",
-    "BASELINE_FOR",
     "SoftmaxBaseKind",
     "SoftmaxBaseParams",
     "SoftmaxBaseTables",
@@ -105,9 +104,6 @@ __all__ = [
     "random_rows",
     "param_sweep",
 ]
-
-#: The approximate operator this module is the baseline of.
-BASELINE_FOR = "softmax"
 
 
 class SoftmaxBaseKind(enum.Enum):

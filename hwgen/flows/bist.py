@@ -40,6 +40,7 @@ from amaranth.lib.wiring import Out
 from golden.formats import FixFormat
 
 from .. import registry
+from ..registry import Interface
 
 __all__ = [
     "LFSR_DEGREE",
@@ -294,7 +295,8 @@ class _ElementStim(Stimulus):
 
 
 class _RowStim(Stimulus):
-    """Row-framed codes (softmax, LayerNorm); with ``affine``, gamma / beta loads first."""
+    """Row-framed codes; with ``affine``, the vectors of the parameter port are loaded first
+    (one channel a beat, each vector in its ``<name>_fmt``)."""
 
     def __init__(self, bist, affine: bool):
         p = bist.params
@@ -305,32 +307,30 @@ class _RowStim(Stimulus):
             )
         w = p.in_fmt.width
         run_bits = w + 1 + FRAME_BITS
-        load_bits = self._gb_bits(p) if affine else 0
         self.affine = affine
+        load_bits = self._vector_bits(bist) if affine else {}
         super().__init__(
             bist,
-            beat_bits=max(run_bits, sum(load_bits) if affine else 0),
+            beat_bits=max(run_bits, sum(load_bits.values())),
             load_beats=bist.row_max if affine else 0,
             out_width=p.out_fmt.width + 2,
             framed=True,
         )
 
     @staticmethod
-    def _gb_bits(p) -> tuple[int, int]:
-        """Random bits of gamma and beta: about +-2 in value, sign-extended."""
-        return (
-            min(p.gamma_fmt.width, p.gamma_fmt.frac_bits + 2),
-            min(p.beta_fmt.width, p.beta_fmt.frac_bits + 2),
-        )
+    def _vector_bits(bist) -> dict[str, int]:
+        """Random bits of each parameter vector: about +-2 in value, sign-extended."""
+        names = registry.get(bist.op).golden.row_params(bist.params, 1)
+        fmts = {name: getattr(bist.params, f"{name}_fmt") for name in names}
+        return {name: min(f.width, f.frac_bits + 2) for name, f in fmts.items()}
 
     def load(self, m, dut, beat, idx):
-        gb, bb = self._gb_bits(self.p)
         pl = dut.affine.payload
-        m.d.comb += [
-            pl.addr.eq(idx),
-            pl.gamma.eq(beat[:gb].as_signed()),
-            pl.beta.eq(beat[gb : gb + bb].as_signed()),
-        ]
+        m.d.comb += pl.addr.eq(idx)
+        lo = 0
+        for name, nb in self._vector_bits(self.bist).items():
+            m.d.comb += pl[name].eq(beat[lo : lo + nb].as_signed())
+            lo += nb
 
     def drive(self, m, dut, beat, ctx):
         w = self.p.in_fmt.width
@@ -343,20 +343,16 @@ class _RowStim(Stimulus):
         p = self.p
         w = p.in_fmt.width
         codes = _code_py(_field(bits, 0, w), bits[:, w], p.in_fmt)
-        gamma = beta = None
-        if self.affine:
-            gb, bb = self._gb_bits(p)
-            gamma = _sext_py(_field(load_bits, 0, gb), gb)
-            beta = _sext_py(_field(load_bits, gb, bb), bb)
+        vectors, lo = [], 0
+        for nb in (self._vector_bits(self.bist) if self.affine else {}).values():
+            vectors.append(_sext_py(_field(load_bits, lo, nb), nb))
+            lo += nb
         wo = p.out_fmt.width
         words = []
         for row in self.rows(bits):
             x = codes[row]
             d = len(x)
-            if self.affine:
-                y = self.golden.emulate(p, x, gamma[:d], beta[:d])
-            else:
-                y = self.golden.emulate(p, x)
+            y = self.golden.emulate(p, x, *(v[:d] for v in vectors))
             flags = np.zeros(d, dtype=np.int64)
             flags[0] |= 1 << wo
             flags[-1] |= 1 << (wo + 1)
@@ -368,16 +364,15 @@ class _MacStim(Stimulus):
     """Beats of ``lanes`` (weight pattern, format, activation), dot products framed at random."""
 
     def __init__(self, bist):
-        from golden.posit_mac import MacMode
-
         p = bist.params
         if bist.row_max * p.lanes > p.max_terms:
             raise ValueError(
-                f"bist row_max * lanes must be at most the posit_mac max_terms {p.max_terms}, "
+                f"bist row_max * lanes must be at most the {bist.op} max_terms {p.max_terms}, "
                 f"not {bist.row_max * p.lanes}"
             )
-        self.mixed = p.mode is MacMode.MIXED
-        self.a_bits = 4 if p.mode is MacMode.POSIT else p.act_fmt.width
+        fields = registry.get(bist.op).golden.dot_fields(p)
+        self.mixed = fields.formats_used
+        self.a_bits, self.a_signed = fields.a_bits, fields.a_signed
         bits = p.lanes * (4 + self.a_bits + (1 if self.mixed else 0)) + FRAME_BITS
         super().__init__(bist, beat_bits=bits, out_width=p.acc_fmt.width, framed=True)
 
@@ -400,14 +395,12 @@ class _MacStim(Stimulus):
         ]
 
     def expected_words(self, load_bits, bits):
-        from golden.posit_mac import MacMode
-
         p = self.p
         lanes = p.lanes
         ow, oa, of = self._offsets()
         w = np.stack([_field(bits, ow + 4 * k, 4) for k in range(lanes)], axis=1)
         a_raw = np.stack([_field(bits, oa + self.a_bits * k, self.a_bits) for k in range(lanes)], 1)
-        a = a_raw if p.mode is MacMode.POSIT else p.act_fmt.from_bits(a_raw)
+        a = _sext_py(a_raw, self.a_bits) if self.a_signed else a_raw
         fmt = bits[:, of : of + lanes].astype(bool) if self.mixed else None
         words = []
         for row in self.rows(bits):
@@ -418,22 +411,16 @@ class _MacStim(Stimulus):
 
 
 def stimulus(bist: BistParams) -> Stimulus:
-    """The stimulus adapter of ``bist.op``, chosen by the kind of interface its Params describe.
-
-    Every operator of a kind (an approximate one and its baselines) has the same ports, so the
-    Params fields tell the kind: ``lanes`` is the MAC's ``{w, w_is_posit, a, first, last}``
-    payload (random dot products); ``max_len`` is a ``{data, last}`` row stream (random rows),
-    with ``gamma_fmt`` also an ``affine`` port (gamma / beta loads first); anything else has a
-    plain code payload (one code per beat). :class:`SelfTest` checks the ports agree.
-    """
-    p = bist.params
-    if hasattr(p, "lanes"):
+    """The stimulus adapter of ``bist.op``, chosen by its interface kind (:mod:`hwgen.registry`):
+    one code per beat for an element stream, random rows for the row kinds (``row_param``:
+    the vectors of its ``affine`` port loaded first), random dot products of ``lanes`` terms
+    a beat for a dot-product stream. :class:`SelfTest` checks the ports agree."""
+    kind = registry.get(bist.op).interface
+    if kind is Interface.DOT:
         return _MacStim(bist)
-    if hasattr(p, "max_len"):
-        return _RowStim(bist, affine=hasattr(p, "gamma_fmt"))
-    if hasattr(p, "in_fmt") and hasattr(p, "out_fmt"):
-        return _ElementStim(bist)
-    raise ValueError(f"no self-test stimulus for {bist.op}: its Params have no in_fmt / out_fmt")
+    if kind.rows:
+        return _RowStim(bist, affine=kind is Interface.ROW_PARAM)
+    return _ElementStim(bist)
 
 
 def _check_ports(stim: Stimulus, dut) -> None:

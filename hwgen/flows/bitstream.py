@@ -28,11 +28,11 @@ from amaranth.lib import io
 
 from .. import registry
 from . import bist as bist_mod
-from . import synth
+from . import synth, tools
+from .tools import ROOT
 
 __all__ = ["Board", "BOARDS", "get_board", "BoardTop", "build", "format_result"]
 
-ROOT = Path(__file__).resolve().parents[2]
 
 #: UART baud rate of the report line
 BAUD = 115200
@@ -203,7 +203,7 @@ def _run(argv: list[str], cwd: Path, log: Path) -> subprocess.CompletedProcess:
         return subprocess.run(
             argv,
             cwd=cwd,
-            env=synth._tool_env(),
+            env=tools.tool_env(),
             stdin=subprocess.DEVNULL,
             stdout=f,
             stderr=subprocess.STDOUT,
@@ -279,7 +279,7 @@ def build(
         if tool not in _YOWASP:
             say(f"skipping {tool} (board programming convenience, not needed for the bitstream)")
             continue
-        exe = synth._find_tool(_YOWASP[tool])
+        exe = tools.find_tool(_YOWASP[tool])
         argv = [exe, *[a for a in argv[1:] if a not in ("-q", "--quiet")]]
         log = work / f"{tool}.log"
         say(f"{_YOWASP[tool]} ({log.name})")
@@ -299,7 +299,7 @@ def build(
                     f"({', '.join(b for b in BOARDS if b != board.name)}) or smaller parameters"
                 )
         if proc.returncode:
-            detail = synth._first_error_line(log)
+            detail = tools.first_error_line(log)
             raise RuntimeError(
                 f"{_YOWASP[tool]} failed with exit code {proc.returncode}, see {log}"
                 + (f": {detail}" if detail else "")

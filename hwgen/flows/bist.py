@@ -15,16 +15,9 @@
 The stimulus is a pure function of the beat index: the LFSR advances only on an accepted beat,
 so stalls inside the operator change the clock count, never the sequence or the signature.
 
-Sequence definition (shared by hardware and :func:`lfsr_bits`): bits ``s[0..30]`` are the seed
-(bit ``i`` of ``seed`` is ``s[i]``) and ``s[n] = s[n-31] ^ s[n-28]`` (x^31 + x^28 + 1,
-primitive, period 2^31 - 1). Beat ``t`` is the bit vector ``s[tB .. tB+B-1]`` (bit ``j`` is
-``s[tB+j]``), ``B`` = :attr:`Stimulus.beat_bits`.
-
-Signature definition: ``m[0] = 0xFFFFFFFF``, ``m[k] = m[k-1] * x + d[k] mod P`` over GF(2)
-with P = x^32 + x^22 + x^2 + x + 1 (primitive), ``d[k]`` the k-th output word (wider words are
-folded by XOR of their 32-bit pieces). The hardware steps a Galois register once per output;
-:func:`misr_signature` evaluates the closed form ``m[0] x^N + sum d[k] x^(N-k) mod P`` instead,
-an independent computation of the same value.
+The LFSR sequence, the MISR signature and the UART are the reusable gateware of
+:mod:`hwgen.lib.selftest`, which defines both and gives their Python models; a beat ``t`` is
+the ``B`` bits of LFSR step ``t`` (``B`` = :attr:`Stimulus.beat_bits`).
 """
 
 from __future__ import annotations
@@ -33,37 +26,35 @@ import functools
 from dataclasses import dataclass, field
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
+from amaranth.hdl import Const, Module, Mux, Signal, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import Out
 
 from golden.formats import FixFormat
 
 from .. import registry
+from ..lib.selftest import (
+    LFSR_DEGREE,
+    MISR_WIDTH,
+    Lfsr,
+    Misr,
+    UartTx,
+    lfsr_bits,
+    misr_signature,
+    mux_tree,
+)
 from ..registry import Interface
 
 __all__ = [
-    "LFSR_DEGREE",
-    "MISR_WIDTH",
-    "MISR_POLY",
     "BistParams",
     "Prediction",
     "Stimulus",
-    "lfsr_bits",
-    "misr_signature",
     "stimulus",
     "predict",
     "SelfTest",
     "report_text",
 ]
 
-#: LFSR recurrence s[n] = s[n - LFSR_DEGREE] ^ s[n - LFSR_TAP]
-LFSR_DEGREE = 31
-LFSR_TAP = 28
-#: MISR width and its polynomial without the x^32 term: x^32 + x^22 + x^2 + x + 1
-MISR_WIDTH = 32
-MISR_POLY = (1 << 22) | (1 << 2) | (1 << 1) | 1
-MISR_INIT = (1 << MISR_WIDTH) - 1
 #: random framing bits per beat: a row (or dot product) ends when they are all zero (1 in 16)
 FRAME_BITS = 4
 #: clocks without any handshake before the self-test gives up (reported as HANG)
@@ -117,82 +108,6 @@ class BistParams:
     @property
     def name(self) -> str:
         return f"bist_{self.params.name}_b{self.beats}_r{self.row_max}"
-
-
-# -- the Python models: LFSR sequence and MISR signature ---------------------------------------
-
-
-def lfsr_bits(seed: int, n: int) -> np.ndarray:
-    """The first ``n`` bits of the LFSR sequence as a uint8 array.
-
-    >>> lfsr_bits(1, 34).tolist()[28:]
-    [0, 0, 0, 1, 0, 0]
-    """
-    s = np.zeros(max(n, LFSR_DEGREE) + LFSR_TAP, dtype=np.uint8)
-    s[:LFSR_DEGREE] = [(seed >> i) & 1 for i in range(LFSR_DEGREE)]
-    k = LFSR_DEGREE
-    while k < n:  # LFSR_TAP new bits at once: each depends only on bits before k
-        s[k : k + LFSR_TAP] = s[k - LFSR_DEGREE : k - LFSR_DEGREE + LFSR_TAP] ^ s[k - LFSR_TAP : k]
-        k += LFSR_TAP
-    return s[:n]
-
-
-def fold_words(words, width: int) -> np.ndarray:
-    """Output words of ``width`` bits folded to :data:`MISR_WIDTH` bits (XOR of the pieces)."""
-    words = [int(w) for w in np.asarray(words, dtype=object).ravel()]
-    mask = (1 << MISR_WIDTH) - 1
-    out = []
-    for w in words:
-        acc = 0
-        for lo in range(0, max(width, 1), MISR_WIDTH):
-            acc ^= (w >> lo) & mask
-        out.append(acc)
-    return np.array(out, dtype=np.uint64)
-
-
-def _gf2_mod_table() -> list[int]:
-    """(b * x^32) mod P for every byte b: the reduction of the top byte."""
-    table = []
-    for b in range(256):
-        r = b << MISR_WIDTH
-        for bit in range(MISR_WIDTH + 7, MISR_WIDTH - 1, -1):
-            if r >> bit & 1:
-                r ^= ((1 << MISR_WIDTH) | MISR_POLY) << (bit - MISR_WIDTH)
-        table.append(r)
-    return table
-
-
-_MOD_TABLE = _gf2_mod_table()
-
-
-def _gf2_mod(q: int) -> int:
-    """Polynomial ``q`` (bit i: coefficient of x^i) modulo P, byte by byte from the top."""
-    r = 0
-    for byte in q.to_bytes((q.bit_length() + 7) // 8 or 1, "big"):
-        top = r >> (MISR_WIDTH - 8)
-        r = ((r << 8) & ((1 << MISR_WIDTH) - 1)) ^ _MOD_TABLE[top] ^ byte
-    return r
-
-
-def misr_signature(words, width: int = MISR_WIDTH, init: int = MISR_INIT) -> int:
-    """Signature of output words of ``width`` bits, from the closed form modulo P.
-
-    The polynomial ``init x^N + sum_k d_k x^(N-k)`` is assembled one bit plane at a time
-    (bit b of every word is one long bit string, shifted by b) and reduced once.
-
-    >>> hex(misr_signature([], 8))
-    '0xffffffff'
-    >>> hex(misr_signature([1], 8))  # 0xffffffff * x + 1 mod P: the top bit feeds back
-    '0xffbffff8'
-    """
-    d = fold_words(words, width)
-    n = d.size
-    q = init << n
-    for b in range(MISR_WIDTH):
-        plane = ((d >> np.uint64(b)) & np.uint64(1)).astype(np.uint8)[::-1]  # bit n-k: word k
-        if plane.any():
-            q ^= int.from_bytes(np.packbits(plane, bitorder="little").tobytes(), "little") << b
-    return _gf2_mod(q)
 
 
 # -- stimulus adapters: how beats become operator inputs, per kind of interface ----------------
@@ -478,28 +393,6 @@ def predict(bist: BistParams) -> Prediction:
 # -- hardware ---------------------------------------------------------------------------------
 
 
-def _lfsr_leap(window: Signal, n: int) -> list:
-    """Sequence bits ``window[0..30]`` followed by the next ones, ``n + 31`` in all
-    (combinational XOR network)."""
-    seq = [window[i] for i in range(LFSR_DEGREE)]
-    while len(seq) < n + LFSR_DEGREE:
-        k = len(seq)
-        seq.append(seq[k - LFSR_DEGREE] ^ seq[k - LFSR_TAP])
-    return seq
-
-
-def _mux_tree(items: list, sel):
-    """``items[sel]`` as a tree of 2:1 multiplexers on the bits of ``sel`` (combinational).
-
-    Continuous assignments rather than the ``case`` process of an ``Array``, which Icarus
-    leaves at X until one of its inputs changes.
-    """
-    if len(items) == 1:
-        return items[0]
-    even, odd = items[0::2], items[1::2] or items[-1:]
-    return Mux(sel[0], _mux_tree(odd, sel[1:]), _mux_tree(even, sel[1:]))
-
-
 def _hex_digit(nibble):
     return Mux(nibble < 10, nibble + ord("0"), nibble + (ord("A") - 10))[:8]
 
@@ -587,13 +480,9 @@ class SelfTest(wiring.Component):
         m.submodules.dut = dut
 
         # ---- LFSR: one beat of B bits per accepted handshake --------------------------------
-        window = Signal(LFSR_DEGREE, init=bist.seed)
-        seq = _lfsr_leap(window, stim.beat_bits)
-        beat = Signal(stim.beat_bits)
-        m.d.comb += beat.eq(Cat(*seq[: stim.beat_bits]))
-        advance = Signal()
-        with m.If(advance):
-            m.d.sync += window.eq(Cat(*seq[stim.beat_bits : stim.beat_bits + LFSR_DEGREE]))
+        m.submodules.lfsr = lfsr = Lfsr(stim.beat_bits, bist.seed)
+        beat = lfsr.bits
+        advance = lfsr.advance
 
         # ---- load phase (gamma / beta), then the run ----------------------------------------
         loading = Signal(init=int(stim.load_beats > 0))
@@ -638,17 +527,13 @@ class SelfTest(wiring.Component):
         stim.drive(m, dut, beat, ctx)
 
         # ---- outputs: always ready, each one into the MISR ----------------------------------
-        misr = Signal(MISR_WIDTH, init=MISR_INIT)
         word = Value.cast(dut.o.payload)
-        folded = Const(0, MISR_WIDTH)
-        for lo in range(0, len(word), MISR_WIDTH):
-            folded = folded ^ word[lo : lo + MISR_WIDTH]
-        shifted = Cat(Const(0, 1), misr[: MISR_WIDTH - 1]) ^ Mux(misr[-1], MISR_POLY, 0)
+        m.submodules.misr = misr_unit = Misr(len(word))
+        misr = misr_unit.value
         received = Signal(range(self.prediction.outputs + 1))
         done = Signal()
-        m.d.comb += dut.o.ready.eq(1)
+        m.d.comb += [dut.o.ready.eq(1), misr_unit.en.eq(dut.o.valid), misr_unit.data.eq(word)]
         with m.If(dut.o.valid):
-            m.d.sync += misr.eq(shifted ^ folded)
             with m.If(~done):
                 m.d.sync += received.eq(received + 1)
                 with m.If(received == self.prediction.outputs - 1):
@@ -693,7 +578,7 @@ class SelfTest(wiring.Component):
         items = []
         for pos, ch in enumerate(line):
             if pos < 4:
-                items.append(_mux_tree([Const(ord(n[pos]), 8) for n in names], status_l))
+                items.append(mux_tree([Const(ord(n[pos]), 8) for n in names], status_l))
             elif sig_at <= pos < sig_at + 8:
                 nib = 7 - (pos - sig_at)
                 items.append(_hex_digit(sig_l[4 * nib : 4 * nib + 4]))
@@ -703,26 +588,16 @@ class SelfTest(wiring.Component):
             else:
                 items.append(Const(ord(ch), 8))
         n = len(items)
-        char = Signal(8)
+        m.submodules.uart = uart = UartTx(self.uart_divisor)
         pos = Signal(range(n))
-        m.d.comb += char.eq(_mux_tree(items, pos))
-
-        div = self.uart_divisor
-        baud = Signal(range(div))
-        shreg = Signal(10, init=0x3FF)
-        bits_left = Signal(range(11))
         # the gap before each line ends with a snapshot of the values the line shows
         gap = Signal(range(self.uart_gap + 1), init=1)
-        with m.If(bits_left != 0):
-            with m.If(baud == 0):
-                m.d.sync += [
-                    baud.eq(div - 1),
-                    shreg.eq(Cat(shreg[1:], Const(1, 1))),
-                    bits_left.eq(bits_left - 1),
-                ]
-            with m.Else():
-                m.d.sync += baud.eq(baud - 1)
-        with m.Elif(report & (gap != 0)):
+        m.d.comb += [
+            uart.i.payload.eq(mux_tree(items, pos)),
+            uart.i.valid.eq(report & (gap == 0)),
+            self.tx.eq(uart.tx),
+        ]
+        with m.If(uart.i.ready & report & (gap != 0)):
             m.d.sync += gap.eq(gap - 1)
             with m.If(gap == 1):
                 m.d.sync += [
@@ -730,17 +605,11 @@ class SelfTest(wiring.Component):
                     cyc_l.eq(self.cycles),
                     status_l.eq(status),
                 ]
-        with m.Elif(report):
-            m.d.sync += [
-                shreg.eq(Cat(Const(0, 1), char, Const(1, 1))),
-                bits_left.eq(10),
-                baud.eq(div - 1),
-            ]
+        with m.Elif(uart.i.ready & uart.i.valid):
             with m.If(pos == n - 1):
                 m.d.sync += [pos.eq(0), gap.eq(self.uart_gap)]
             with m.Else():
                 m.d.sync += pos.eq(pos + 1)
-        m.d.comb += self.tx.eq(Mux(bits_left != 0, shreg[0], 1))
 
 
 @dataclass

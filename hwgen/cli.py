@@ -1,4 +1,9 @@
-"""``python -m hwgen``: emit Verilog, synthesize, and measure error, per operator.
+"""``python -m hwgen``: every flow for every registered operator, from the contract alone.
+
+Subcommands: ``list`` (operators and defaults), ``verilog``, ``synth`` (Yosys counts, nextpnr
+Fmax), ``errors`` (golden model against float64), ``report`` (everything as one Markdown file),
+``accuracy`` (DeiT top-1 through the operators), ``bitstream`` (board self-test) and ``formal``
+(stream proofs).
 
 Every failure the user can fix (unknown operator, bad parameter, missing tool) ends the
 program with one line on stderr and exit status 2, never a traceback.

@@ -101,7 +101,7 @@ class GeluPWL(wiring.Component):
         if p.slope_mode is SlopeMode.MULT:
             slope = pipe.stage(_select(onehot, t.slopes, fix_shape(p.slope_fmt)), "slope")
         else:
-            terms = self._term_fields(m, pipe, onehot)
+            terms = self._term_fields(pipe, onehot)
         a4 = pipe.stage(a3, "a4")
         relu4 = pipe.stage(relu3, "relu4")
 
@@ -179,7 +179,7 @@ class GeluPWL(wiring.Component):
         m.d.comb += self.o.payload.eq(out)
         return m
 
-    def _term_fields(self, m, pipe, onehot):
+    def _term_fields(self, pipe, onehot):
         """Per shift-and-add term position: registered (nonzero, negative, shift_sel) fields.
 
         Term j of a segment is the j-th digit of its slope's canonical signed-digit form. Only

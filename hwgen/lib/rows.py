@@ -19,6 +19,11 @@ The hand-over between steps is a :class:`BankFlags` per condition ("full", "summ
 "ready", ...). Every pipeline here is a :class:`~hwgen.lib.pipeline.Levels` whose valid bit,
 framing, element index and bank ride along as side-band values. :func:`row_ports` and
 :class:`AffineMemories` give the ports and the LayerNorm gamma / beta memories.
+
+Each family assembles them once: :class:`ScanRows` (the softmax cores) and :class:`StatRows`
+(the LayerNorm cores), with the component bases :class:`ScanRowCore` and :class:`StatRowCore`
+(on :class:`RowCore`), whose ``latency`` comes from the depths of the pipelines that
+elaboration built (:func:`~hwgen.lib.pipeline.built`).
 """
 
 from __future__ import annotations
@@ -220,7 +225,9 @@ class RowScan:
         the row) and ``bank`` (the destination bank) and the valid bit.
     """
 
-    def __init__(self, m: Module, port, full: BankFlags, ends: Array, claim: BankFlags, prefix):
+    def __init__(
+        self, m: Module, port, full: BankFlags, ends: Array, claim: BankFlags, prefix: str
+    ):
         self.bank = full.pointer(f"{prefix}_src_bank")
         dest = claim.pointer(f"{prefix}_dst_bank")
         j = Signal(len(ends[0]), name=f"{prefix}_j")

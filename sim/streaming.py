@@ -1,41 +1,192 @@
-"""cocotb driver/monitor for hwgen's valid/ready streams (runs inside the simulator).
+"""What every cocotb testbench of hwgen shares (runs inside the simulator).
 
-One coroutine drives the input and samples both handshakes once per clock: signals are set
-just after the rising edge and sampled at the falling edge, where every combinational path
-has settled, on Icarus and Verilator alike. Idle cycles (input valid low) and back-pressure
-(output ready low) are drawn at random with the given probabilities.
+:func:`setup` rebuilds the run's operator record, Params and knobs from the environment that
+:func:`sim.runner.run` sets; :class:`Payload` packs and unpacks a port's payload from the
+component's signature (Amaranth data layouts give the field offsets); :class:`StreamTB` drives
+one input stream and collects one output stream; :func:`record` writes the run's summary.
+
+:class:`StreamTB` drives the input and samples both handshakes once per clock: signals are set
+just after the rising edge and sampled at the falling edge, where every combinational path has
+settled, on Icarus and Verilator alike. Idle cycles (input valid low) and back-pressure (output
+ready low) are drawn at random with the given probabilities.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+from dataclasses import dataclass
 
 import numpy as np
+from amaranth.hdl import Shape
+from amaranth.lib import data
+from amaranth.lib.wiring import Flow
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
-from golden.formats import FixFormat
+from hwgen import registry
 
-__all__ = ["StreamTB", "RowStreamTB", "record"]
+__all__ = ["Setup", "setup", "Payload", "StreamTB", "stats", "record"]
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One simulation run: the operator, its configuration and the test's knobs.
+
+    Members
+    -------
+    op : registry.Operator
+        The operator record (registered here first when the runner passed it whole).
+    params : ParamsBase
+        The configuration, rebuilt from JSON.
+    latency : int
+        The simulated component's ``latency``.
+    row_clocks : int
+        Its ``row_clocks`` (clocks of a sequential per-row unit; 0 when it has none).
+    knobs : dict
+        Operator-specific settings from the ``sim/test_<op>.py`` that started the run.
+    """
+
+    op: registry.Operator
+    params: object
+    latency: int
+    row_clocks: int
+    knobs: dict
+
+    @property
+    def golden(self):
+        from sim import _golden_compat  # TEMPORARY until the golden contract is merged
+
+        return _golden_compat.Proxy(self.op.golden)
+
+    def knob(self, name: str, default):
+        return self.knobs.get(name, default)
+
+    @functools.cached_property
+    def ports(self) -> dict[str, tuple[Flow, Payload]]:
+        """Each stream port of the component: its direction and payload (from the signature)."""
+        members = self.op.inspect(self.params).signature.members
+        return {
+            name: (member.flow, Payload(member.signature.members["payload"].shape))
+            for name, member in members.items()
+            if member.is_signature
+        }
+
+
+@functools.cache
+def setup() -> Setup:
+    """The run's :class:`Setup` from the environment (``HWGEN_OPERATOR``, ``HWGEN_OP``,
+    ``HWGEN_PARAMS``, ``HWGEN_LATENCY``, ``HWGEN_ROW_CLOCKS``, ``HWGEN_KNOBS``)."""
+    record_json = os.environ.get("HWGEN_OPERATOR")
+    if record_json:
+        registry.register(registry.Operator.from_dict(json.loads(record_json)))
+    op = registry.get(os.environ["HWGEN_OP"])
+    return Setup(
+        op=op,
+        params=op.params.from_dict(json.loads(os.environ["HWGEN_PARAMS"])),
+        latency=int(os.environ["HWGEN_LATENCY"]),
+        row_clocks=int(os.environ.get("HWGEN_ROW_CLOCKS", "0")),
+        knobs=json.loads(os.environ.get("HWGEN_KNOBS", "{}")),
+    )
+
+
+@dataclass(frozen=True)
+class _Field:
+    offset: int
+    width: int  # of one element
+    signed: bool
+    count: int  # elements of an ArrayLayout field, else 0
+
+
+class Payload:
+    """One port's payload as Amaranth lays it out: a plain shape (one code) or a struct.
+
+    Struct fields are packed from keyword arrays of ``n`` values; an ``ArrayLayout`` field takes
+    an ``(n, length)`` array of elements, and a plain field of several bits may take an
+    ``(n, width)`` array of bits (a per-lane flag word). Words are Python ints, so payloads
+    wider than 64 bits work.
+    """
+
+    def __init__(self, shape):
+        if isinstance(shape, data.Layout):
+            self.fields = {name: self._field(f.offset, f.shape) for name, f in shape}
+        else:
+            self.fields = {"": self._field(0, shape)}
+        self.width = Shape.cast(shape).width
+
+    @staticmethod
+    def _field(offset: int, shape) -> _Field:
+        if isinstance(shape, data.ArrayLayout):
+            elem = Shape.cast(shape.elem_shape)
+            return _Field(offset, elem.width, elem.signed, shape.length)
+        s = Shape.cast(shape)
+        return _Field(offset, s.width, s.signed, 0)
+
+    def pack(self, codes=None, **values) -> list[int]:
+        """Raw words: ``pack(codes)`` for a plain shape, ``pack(name=array, ...)`` for a struct
+        (every field named)."""
+        if codes is not None:
+            values = {"": codes}
+        missing = set(self.fields) ^ set(values)
+        assert not missing, f"payload fields {sorted(missing)} missing or unknown"
+        words = None
+        for name, f in self.fields.items():
+            v = np.asarray(values[name], dtype=np.int64).astype(object)
+            if words is None:
+                words = np.full(len(v), 0, dtype=object)
+            if v.ndim == 2:  # array elements, or the bits of a plain field
+                width = f.width if f.count else 1
+                for k in range(v.shape[1]):
+                    words += (v[:, k] & ((1 << width) - 1)) << (f.offset + k * width)
+            else:
+                words += (v & ((1 << f.width) - 1)) << f.offset
+        return [int(w) for w in words]
+
+    def unpack(self, words) -> dict[str, np.ndarray] | np.ndarray:
+        """Field values (signed fields sign-extended) of raw ``words``: one code array for a
+        plain shape, else ``{name: array}`` (``(n, length)`` for an ``ArrayLayout`` field)."""
+        w = np.array([int(x) for x in words], dtype=object)
+        out = {}
+        for name, f in self.fields.items():
+            elems = [self._extract(w, f.offset + k * f.width, f) for k in range(f.count or 1)]
+            out[name] = np.stack(elems, axis=1) if f.count else elems[0]
+        return out[""] if "" in out else out
+
+    @staticmethod
+    def _extract(words, offset: int, f: _Field) -> np.ndarray:
+        v = ((words >> offset) & ((1 << f.width) - 1)).astype(np.int64)
+        if f.signed:
+            v = np.where(v >= 1 << (f.width - 1), v - (1 << f.width), v)
+        return v
 
 
 class StreamTB:
-    """Testbench of one stream-in, stream-out component (ports ``i__*``, ``o__*``).
+    """Drives input stream ``i`` of the toplevel and collects output stream ``o``.
 
     Parameters
     ----------
     dut : cocotb handle
         The toplevel.
-    in_fmt, out_fmt : FixFormat
-        Formats of the input and output payloads.
     seed : int
         Seed of the idle / back-pressure patterns.
+
+    Members
+    -------
+    setup : Setup
+        The run (operator, Params, knobs).
+    i, o : Payload
+        The payload layouts of the two streams.
+    in_cycles, out_cycles : list of int
+        The clock of every input and output handshake of the last :meth:`drive`.
     """
 
-    def __init__(self, dut, in_fmt: FixFormat, out_fmt: FixFormat, seed: int = 0):
+    def __init__(self, dut, seed: int = 0):
         self.dut = dut
-        self.in_fmt, self.out_fmt = in_fmt, out_fmt
+        self.setup = setup()
+        self.p = self.setup.params
+        self.i = self.setup.ports["i"][1]
+        self.o = self.setup.ports["o"][1]
         self.rng = np.random.default_rng(seed)
         self.cycle = 0
         self.in_cycles: list[int] = []
@@ -43,18 +194,22 @@ class StreamTB:
         Clock(dut.clk, 10, unit="ns").start()
 
     async def reset(self, cycles: int = 3) -> None:
+        """Reset with every input stream idle and every output stream stalled."""
         dut = self.dut
         dut.rst.value = 1
-        dut.i__valid.value = 0
-        dut.i__payload.value = 0
-        dut.o__ready.value = 0
+        for name, (flow, _) in self.setup.ports.items():
+            if flow is Flow.In:
+                getattr(dut, f"{name}__valid").value = 0
+                getattr(dut, f"{name}__payload").value = 0
+            else:
+                getattr(dut, f"{name}__ready").value = 0
         for _ in range(cycles):
             await RisingEdge(dut.clk)
         dut.rst.value = 0
         await RisingEdge(dut.clk)
 
     async def drive(
-        self, words, n_out: int, *, idle: float, backpressure: float, stall_limit: int = 1000
+        self, words, n_out: int, *, idle: float, backpressure: float, stall_limit: int = 5000
     ) -> list[int]:
         """Send the raw payload ``words``; return the first ``n_out`` raw output payloads.
 
@@ -82,7 +237,7 @@ class StreamTB:
                 progress = True
             if out_ready and int(dut.o__valid.value):
                 self.out_cycles.append(self.cycle)
-                received.append(dut.o__payload.value.to_unsigned())
+                received.append(int(dut.o__payload.value.to_unsigned()))
                 progress = True
             quiet = 0 if progress else quiet + 1
             assert quiet < stall_limit, (
@@ -92,6 +247,7 @@ class StreamTB:
             await RisingEdge(dut.clk)
             self.cycle += 1
         dut.i__valid.value = 0
+        await self.expect_silence()
         return received
 
     async def expect_silence(self, clocks: int = 16) -> None:
@@ -106,86 +262,65 @@ class StreamTB:
             self.cycle += 1
         assert extra == 0, f"{extra} outputs arrived after every input was answered"
 
-    async def run(self, codes, *, idle: float, backpressure: float) -> np.ndarray:
-        """Send ``codes``, collect as many outputs, return them as ``out_fmt`` codes."""
-        bits = self.in_fmt.to_bits(codes).tolist()
-        received = await self.drive(bits, len(bits), idle=idle, backpressure=backpressure)
-        await self.expect_silence()
-        return self.out_fmt.from_bits(np.array(received, dtype=np.int64))
+    async def load(self, port: str, **values) -> None:
+        """Write the struct ``values`` into input stream ``port``, one beat per clock while it
+        is ready (a parameter port such as ``affine``)."""
+        dut = self.dut
+        valid, ready = getattr(dut, f"{port}__valid"), getattr(dut, f"{port}__ready")
+        payload = getattr(dut, f"{port}__payload")
+        for word in self.setup.ports[port][1].pack(**values):
+            valid.value = 1
+            payload.value = word
+            await FallingEdge(dut.clk)
+            while not int(ready.value):
+                await RisingEdge(dut.clk)
+                await FallingEdge(dut.clk)
+            await RisingEdge(dut.clk)
+            self.cycle += 1
+        valid.value = 0
 
-    def compare(self, codes, got, expected, case: str = "") -> dict:
-        """Mismatch statistics of ``got`` against ``expected`` (same order as ``codes``)."""
-        codes, got, expected = (np.asarray(v, dtype=np.int64) for v in (codes, got, expected))
-        bad = np.flatnonzero(got != expected)
-        return {
-            "case": case,
-            "checked": int(codes.size),
-            "mismatches": int(bad.size),
-            "first": [
-                {"input": int(codes[k]), "got": int(got[k]), "expected": int(expected[k])}
-                for k in bad[:5]
-            ],
-        }
-
-    def check_full_rate(self, latency: int) -> None:
-        """After a run without idle or back-pressure: one input per clock, fixed latency."""
+    def check_full_rate(self, ends=None) -> None:
+        """After a run without idle or back-pressure: one input per clock, and output ``k``
+        exactly ``latency`` clocks after input ``ends[k]`` (default: input ``k``)."""
         ins, outs = np.array(self.in_cycles), np.array(self.out_cycles)
         assert np.all(np.diff(ins) == 1), "input was not accepted on every clock"
-        delays = outs - ins
+        delays = outs - (ins if ends is None else ins[np.asarray(ends)])
+        latency = self.setup.latency
         assert np.all(delays == latency), (
             f"latency {sorted(set(delays.tolist()))} clocks, component states {latency}"
         )
 
 
-class RowStreamTB(StreamTB):
-    """Testbench of a row-framed component.
-
-    Input payload ``{data, last}`` and output payload ``{data, first, last}`` as Amaranth
-    packs them: ``data`` in the low bits, then the flags in declaration order.
-    """
-
-    async def run_rows(
-        self, rows, *, idle: float, backpressure: float
-    ) -> tuple[list[np.ndarray], int]:
-        """Send the rows, return the output rows (split at ``last``, checked against
-        ``first``) and the number of clocks from the first input to the last output."""
-        width_in, width_out = self.in_fmt.width, self.out_fmt.width
-        words = []
-        for row in rows:
-            bits = self.in_fmt.to_bits(row).tolist()
-            words += [b | ((k == len(bits) - 1) << width_in) for k, b in enumerate(bits)]
-        n = len(words)
-        received = await self.drive(
-            words, n, idle=idle, backpressure=backpressure, stall_limit=5000
-        )
-        await self.expect_silence()
-        span = self.out_cycles[-1] - self.in_cycles[0] + 1
-        words_out = np.array(received, dtype=np.int64)
-        data = self.out_fmt.from_bits(words_out & ((1 << width_out) - 1))
-        first = (words_out >> width_out) & 1
-        last = (words_out >> (width_out + 1)) & 1
-        out_rows, start = [], 0
-        for k in np.flatnonzero(last):
-            assert first[start] == 1, f"output {start} starts a row but first is low"
-            assert not first[start + 1 : k + 1].any(), f"first set inside the row at {start}"
-            out_rows.append(data[start : k + 1])
-            start = k + 1
-        assert start == n, f"{n - start} outputs after the last `last`"
-        return out_rows, span
+def stats(inputs, got, expected, case: str = "") -> dict:
+    """Mismatch statistics of ``got`` against ``expected``; ``inputs`` name each result in the
+    report of the first mismatches (codes, or indexes of dot products)."""
+    inputs, got, expected = (np.asarray(v, dtype=np.int64) for v in (inputs, got, expected))
+    assert got.shape == expected.shape, f"{case}: {got.size} results for {expected.size}"
+    bad = np.flatnonzero(got != expected)
+    return {
+        "case": case,
+        "checked": int(expected.size),
+        "mismatches": int(bad.size),
+        "first": [
+            {"input": int(inputs[k]), "got": int(got[k]), "expected": int(expected[k])}
+            for k in bad[:5]
+        ],
+    }
 
 
-def record(name: str, stats: dict) -> None:
-    """Add ``stats`` to the run's summary file, then fail the cocotb test on any mismatch."""
+def record(name: str, result: dict) -> None:
+    """Add ``result`` (:func:`stats`) to the run's summary file, then fail the cocotb test on
+    any mismatch."""
     path = os.environ.get("HWGEN_SUMMARY")
     if path:
         summary = {}
         if os.path.exists(path):
             with open(path) as f:
                 summary = json.load(f)
-        summary[name] = stats
+        summary[name] = result
         with open(path, "w") as f:
             json.dump(summary, f, indent=1)
-    assert stats["mismatches"] == 0, (
-        f"{name}: {stats['mismatches']} of {stats['checked']} outputs differ from emulate; "
-        f"first: {stats['first']}"
+    assert result["mismatches"] == 0, (
+        f"{name}: {result['mismatches']} of {result['checked']} outputs differ from emulate; "
+        f"first: {result['first']}"
     )

@@ -53,7 +53,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from .formats import FixFormat, saturate, shift_round_half_up
-from .params import ParamsBase, check_enum, check_fix, check_int
+from .params import ParamsBase, Workload, check_enum, check_fix, check_int
 
 __all__ = [
     "SlopeMode",
@@ -66,6 +66,7 @@ __all__ = [
     "error_stats",
     "standard_cases",
     "random_cases",
+    "workload",
     "param_sweep",
     "naf_digits",
 ]
@@ -466,3 +467,9 @@ def param_sweep() -> list[GeluParams]:
         d.replace(segments=32, slope_terms=3),
         d.replace(segments=64, slope_mode=SlopeMode.MULT),
     ]
+
+
+def workload(p: GeluParams, n: int, seed: int = 0) -> Workload:
+    """``n`` inputs distributed like DeiT's MLP pre-activations (N(0, 3) values)."""
+    codes = p.in_fmt.encode(np.random.default_rng(seed).normal(0.0, 3.0, n))
+    return Workload(codes, "N(0, 3) values (DeiT MLP pre-activations)")

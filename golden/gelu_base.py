@@ -63,10 +63,12 @@ import numpy as np
 from scipy.optimize import linprog
 from scipy.special import ndtr
 
+from . import gelu as pwl
 from .formats import FixFormat, saturate, shift_round_half_up
 from .params import ParamsBase, check_enum, check_fix, check_int
 
 __all__ = [
+    "workload",
     "BASELINE_FOR",
     "GeluBaseKind",
     "GeluBaseParams",
@@ -502,3 +504,8 @@ def param_sweep() -> list[GeluBaseParams]:
         poly.replace(segments=4, degree=3),
         poly.replace(segments=16, degree=1),
     ]
+
+
+def workload(p: GeluBaseParams, n: int, seed: int = 0):
+    """The PWL GELU's workload (:func:`golden.gelu.workload`)."""
+    return pwl.workload(p, n, seed)

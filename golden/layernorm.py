@@ -39,9 +39,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .formats import FixFormat, saturate, shift_round_half_up
-from .params import ParamsBase, check_fix, check_int
+from .params import ParamsBase, Workload, check_fix, check_int
 
 __all__ = [
+    "random_cases",
+    "row_params",
+    "workload",
     "LayerNormParams",
     "LayerNormTables",
     "tables",
@@ -341,3 +344,36 @@ def param_sweep() -> list[LayerNormParams]:
         d.replace(rsqrt_bits=4, newton_steps=3, max_len=256),
         d.replace(eps=1e-5, in_fmt=FixFormat(6, 10)),
     ]
+
+
+def _widths(p: LayerNormParams) -> list[int]:
+    """DeiT-T/S/B channel counts that fit ``max_len`` (else ``max_len`` alone)."""
+    return [d for d in (192, 384, 768) if d <= p.max_len] or [p.max_len]
+
+
+def random_cases(p: LayerNormParams, n: int, seed: int = 0) -> list[np.ndarray]:
+    """``n`` DeiT-like rows (:func:`random_rows`) of 192, 384 and 768 channels in turn."""
+    widths = _widths(p)
+    return [random_rows(p, 1, widths[k % len(widths)], seed + k)[0] for k in range(n)]
+
+
+def row_params(p: LayerNormParams, length: int, seed: int | None = None) -> dict:
+    """gamma and beta codes for ``length`` channels, in the ``affine`` port's field order:
+    gamma U(0.1, 2.5) and beta N(0, 1), or with ``seed=None`` the identity (1 and 0)."""
+    if seed is None:
+        gamma = np.full(length, p.gamma_fmt.encode(1.0), dtype=np.int64)
+        return {"gamma": gamma, "beta": np.zeros(length, dtype=np.int64)}
+    rng = np.random.default_rng(seed)
+    return {
+        "gamma": p.gamma_fmt.encode(rng.uniform(0.1, 2.5, length)),
+        "beta": p.beta_fmt.encode(rng.normal(0.0, 1.0, length)),
+    }
+
+
+def workload(p: LayerNormParams, n: int, seed: int = 0) -> Workload:
+    """DeiT-like rows of 192 channels (or ``max_len``) with outliers, about ``n`` elements,
+    after random gamma and beta loads."""
+    length = min(192, p.max_len)
+    rows = list(random_rows(p, max(1, -(-n // length)), length, seed=seed))
+    what = f"DeiT-like rows of {length} channels with outliers, gamma/beta loaded"
+    return Workload(rows, what, row_params(p, length, seed))

@@ -80,6 +80,9 @@ from .formats import FixFormat, saturate, shift_round_half_up
 from .params import ParamsBase, check_enum, check_fix, check_int
 
 __all__ = [
+    "random_cases",
+    "row_params",
+    "workload",
     "BASELINE_FOR",
     "ERROR_BOUNDS",
     "LayerNormBaseKind",
@@ -448,3 +451,18 @@ def param_sweep() -> list[LayerNormBaseParams]:
         lut.replace(table_range_log2=6),
         lut.replace(table_size=1024, table_fmt=FixFormat(10, 8, signed=False)),
     ]
+
+
+def random_cases(p: LayerNormBaseParams, n: int, seed: int = 0) -> list[np.ndarray]:
+    """The approximate LayerNorm's random rows (:func:`golden.layernorm.random_cases`)."""
+    return approx.random_cases(p, n, seed)
+
+
+def row_params(p: LayerNormBaseParams, length: int, seed: int | None = None) -> dict:
+    """gamma and beta as for the approximate LayerNorm (:func:`golden.layernorm.row_params`)."""
+    return approx.row_params(p, length, seed)
+
+
+def workload(p: LayerNormBaseParams, n: int, seed: int = 0):
+    """The approximate LayerNorm's workload (:func:`golden.layernorm.workload`)."""
+    return approx.workload(p, n, seed)

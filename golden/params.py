@@ -15,7 +15,27 @@ import typing
 
 from .formats import FixFormat
 
-__all__ = ["ParamsBase", "check_int", "check_enum", "check_fix"]
+__all__ = ["ParamsBase", "Workload", "check_int", "check_enum", "check_fix"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """Realistic input for one operator: what the energy estimate streams through a design.
+
+    Members
+    -------
+    cases : list or ndarray
+        Cases in the operator's interface form (see :mod:`hwgen.registry`): a code array for
+        an element stream, a list of rows, a list of ``(w, a, w_is_posit)`` dot products.
+    what : str
+        One line describing the data, for the report.
+    row_params : dict or None
+        For an operator with a parameter port, the per-channel vectors loaded first.
+    """
+
+    cases: object
+    what: str
+    row_params: dict | None = None
 
 
 class ParamsBase:

@@ -34,9 +34,15 @@ import numpy as np
 
 from .formats import FixFormat, PositFormat
 from .gelu import naf_digits
-from .params import ParamsBase, check_enum, check_fix, check_int
+from .params import ParamsBase, Workload, check_enum, check_fix, check_int
 
 __all__ = [
+    "DotFields",
+    "dot_fields",
+    "standard_cases",
+    "random_cases",
+    "error_stats",
+    "workload",
     "MacMode",
     "MacParams",
     "MacTables",
@@ -329,3 +335,133 @@ def synth_sweep() -> list[MacParams]:
     """The overhead study: mixed, all-FixP and all-posit engines at 1, 8 and 32 lanes."""
     d = MacParams()
     return [d.replace(mode=mode, lanes=lanes) for mode in MacMode for lanes in (1, 8, 32)]
+
+
+@dataclass(frozen=True)
+class DotFields:
+    """How the engine's input fields carry a dot product's operands.
+
+    Members
+    -------
+    a_bits : int
+        Bits of one activation field (4 for posit activations, else ``act_fmt.width``).
+    formats_used : bool
+        Whether the per-weight format bits are read (``mixed`` mode); the baselines ignore
+        them and their cases carry the one format they have.
+    """
+
+    a_bits: int
+    formats_used: bool
+
+
+def dot_fields(p: MacParams) -> DotFields:
+    """The operand fields of ``p``'s engine (:class:`DotFields`)."""
+    a_bits = 4 if p.mode is MacMode.POSIT else p.act_fmt.width
+    return DotFields(a_bits=a_bits, formats_used=p.mode is MacMode.MIXED)
+
+
+def _mode_formats(p: MacParams, fmt: np.ndarray) -> np.ndarray:
+    """``fmt`` in mixed mode; the one weight format of a baseline otherwise."""
+    if p.mode is MacMode.MIXED:
+        return fmt.astype(bool)
+    return np.full(fmt.shape, p.mode is MacMode.POSIT)
+
+
+def _activations(p: MacParams, rng, shape) -> np.ndarray:
+    if p.mode is MacMode.POSIT:
+        return rng.integers(0, 16, shape)
+    return rng.integers(p.act_fmt.min_code, p.act_fmt.max_code + 1, shape)
+
+
+def standard_cases(p: MacParams) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Named dot products ``(w, a, w_is_posit)`` of ``min(2 * lanes, max_terms)`` terms:
+    zeros, the largest products of both signs, NaR weights and activations, alternating
+    signs and formats, and a single term."""
+    n = min(2 * p.lanes, p.max_terms)
+    t = tables(p)
+    if p.mode is MacMode.POSIT:
+        a_lo, a_hi = 9, 7  # posit patterns of the most negative and most positive values
+    else:
+        a_lo, a_hi = p.act_fmt.min_code, p.act_fmt.max_code
+    fmt = _mode_formats(p, np.arange(n) % 2 == 1)
+    row = fmt.astype(np.int64)
+    w_big = np.argmax(t.w_int[row, :], axis=1)  # the largest weight of each term's format
+    w_small = np.argmin(t.w_int[row, :], axis=1)
+    ones = np.ones(n, dtype=np.int64)
+    cases = {
+        "zero": (np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), fmt),
+        "max_positive": (w_big, a_hi * ones, fmt),
+        "max_negative": (w_big, a_lo * ones, fmt),
+        "min_times_min": (w_small, a_lo * ones, fmt),
+        "nar": (np.full(n, 8), (8 if p.mode is MacMode.POSIT else a_hi) * ones, fmt),
+        "alternating": (np.where(np.arange(n) % 2 == 0, w_big, w_small), a_hi * ones, fmt),
+        "single_term": (np.array([7]), np.array([a_hi]), fmt[:1]),
+    }
+    return {
+        k: (np.asarray(w, np.int64), np.asarray(a, np.int64), f) for k, (w, a, f) in cases.items()
+    }
+
+
+def random_cases(p: MacParams, n: int, seed: int = 0) -> list:
+    """``n`` random dot products ``(w, a, w_is_posit)`` of 1 to 3 beats of ``lanes`` terms
+    (at most ``max_terms``): uniform weight patterns and activation codes, formats at random
+    in mixed mode."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        beats = 1 if rng.random() < 0.8 else int(rng.integers(2, 4))
+        terms = min(beats * p.lanes, p.max_terms)
+        w = rng.integers(0, 16, terms)
+        a = _activations(p, rng, terms)
+        out.append((w, a, _mode_formats(p, rng.random(terms) < 0.5)))
+    return out
+
+
+def error_stats(p: MacParams, n: int = 2000, seed: int = 0) -> dict[str, float]:
+    """|decoded ``emulate`` - ``reference``| over random and named dot products: the engine
+    is exact, so ``max_abs`` must be 0 (``target``)."""
+    cases = random_cases(p, n, seed) + list(standard_cases(p).values())
+    errs = np.array(
+        [abs(float(p.acc_fmt.decode(emulate(p, *c))) - float(reference(p, *c))) for c in cases]
+    )
+    return {
+        "inputs": len(cases),
+        "max_abs": float(errs.max()),
+        "mean_abs": float(errs.mean()),
+        "target": 0.0,
+    }
+
+
+def workload(p: MacParams, n: int, seed: int = 0) -> Workload:
+    """Dot products of ``8 * lanes`` terms, about ``n`` terms in all: N(0, 1) weights (25 %
+    posit in mixed mode), N(0, 1.5) activations."""
+    rng = np.random.default_rng(seed)
+    beats = 8
+    n_dots = max(1, -(-n // (p.lanes * beats)))
+    shape = (n_dots * beats, p.lanes)
+    w_posit = p.w_posit_fmt.encode(rng.normal(0.0, 1.0, shape))
+    fixp = p.w_fixp_fmt
+    w_fixp = fixp.to_bits(fixp.encode(rng.normal(0.0, 0.35, shape)))
+    if p.mode is MacMode.MIXED:
+        is_posit = rng.random(shape) < 0.25
+    else:
+        is_posit = np.full(shape, p.mode is MacMode.POSIT)
+    w = np.where(is_posit, w_posit, w_fixp)
+    if p.mode is MacMode.POSIT:
+        a = p.a_posit_fmt.encode(rng.normal(0.0, 1.0, shape))
+    else:
+        a = p.act_fmt.encode(rng.normal(0.0, 1.5, shape))
+    terms = beats * p.lanes
+    cases = [
+        (
+            w[k * beats : (k + 1) * beats].ravel(),
+            a[k * beats : (k + 1) * beats].ravel(),
+            is_posit[k * beats : (k + 1) * beats].ravel(),
+        )
+        for k in range(n_dots)
+    ]
+    what = (
+        f"dot products of {terms} terms, N(0, 1) weights (25 % posit in mixed mode), "
+        "N(0, 1.5) activations"
+    )
+    return Workload(cases, what)

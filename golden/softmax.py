@@ -46,9 +46,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .formats import FixFormat, saturate, shift_round_half_up
-from .params import ParamsBase, check_enum, check_fix, check_int
+from .params import ParamsBase, Workload, check_enum, check_fix, check_int
 
 __all__ = [
+    "random_cases",
+    "workload",
     "PadeOrder",
     "SoftmaxParams",
     "SoftmaxTables",
@@ -399,3 +401,20 @@ def param_sweep() -> list[SoftmaxParams]:
         d.replace(recip_bits=8, newton_steps=0, max_len=32, in_fmt=FixFormat(5, 11)),
         d.replace(newton_steps=2, recip_bits=5),
     ]
+
+
+def random_cases(p: SoftmaxParams, n: int, seed: int = 0) -> list[np.ndarray]:
+    """``n`` random rows (:func:`random_rows`): the contract's name for them."""
+    return random_rows(p, n, seed)
+
+
+def workload(p: SoftmaxParams, n: int, seed: int = 0) -> Workload:
+    """Rows of 197 logits (DeiT's token count, or ``max_len``) with Gaussian values, mean
+    U(-8, 8) and sigma 0.25 to 8, about ``n`` elements in whole rows."""
+    rng = np.random.default_rng(seed)
+    length = min(197, p.max_len)
+    rows = []
+    for _ in range(max(1, -(-n // length))):
+        sigma = float(np.exp(rng.uniform(np.log(0.25), np.log(8.0))))
+        rows.append(p.in_fmt.encode(rng.normal(rng.uniform(-8, 8), sigma, length)))
+    return Workload(rows, f"rows of {length} Gaussian logits (mean U(-8, 8), sigma 0.25 to 8)")

@@ -90,6 +90,8 @@ from .formats import FixFormat, saturate, shift_round_half_up
 from .params import ParamsBase, check_enum, check_fix, check_int
 
 __all__ = [
+    "random_cases",
+    "workload",
     "BASELINE_FOR",
     "SoftmaxBaseKind",
     "SoftmaxBaseParams",
@@ -435,3 +437,13 @@ def param_sweep() -> list[SoftmaxBaseParams]:
         # short rows: a sum word of 5 integer bits covers them with steps of 1/32
         lut.replace(inv_in_fmt=FixFormat(5, 5, signed=False), max_len=32),
     ]
+
+
+def random_cases(p: SoftmaxBaseParams, n: int, seed: int = 0) -> list[np.ndarray]:
+    """The approximate softmax's random rows (:func:`golden.softmax.random_cases`)."""
+    return approx.random_cases(p, n, seed)
+
+
+def workload(p: SoftmaxBaseParams, n: int, seed: int = 0):
+    """The approximate softmax's workload (:func:`golden.softmax.workload`)."""
+    return approx.workload(p, n, seed)

@@ -29,7 +29,6 @@ for every design.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import shutil
@@ -37,9 +36,8 @@ import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import numpy as np
-
 from .. import registry
+from . import streams
 from .synth import _find_tool, _run_logged
 
 __all__ = [
@@ -49,7 +47,6 @@ __all__ = [
     "gate_netlist",
     "instrument",
     "measure",
-    "pack_words",
     "run_counts",
     "stimulus",
     "make_testbench",
@@ -385,149 +382,20 @@ def run_counts(work: Path, timeout_s: float = 1800.0) -> tuple[list[int], list[i
 # --------------------------------------------------------------------------------------------
 
 
-def _fields(shape) -> list[tuple[str, int, int]]:
-    """(dotted name, bit offset, width) of the leaves of an Amaranth shape or layout."""
-    from amaranth.hdl import Shape
-    from amaranth.lib import data
-
-    if isinstance(shape, data.Layout):
-        out = []
-        for key, field in shape:
-            for sub, off, width in _fields(field.shape):
-                name = str(key) if not sub else f"{key}.{sub}"
-                out.append((name, field.offset + off, width))
-        return out
-    return [("", 0, Shape.cast(shape).width)]
-
-
-def pack_words(shape, values: Mapping[str, np.ndarray]) -> list[int]:
-    """Pack per-field integer arrays into payload words as Amaranth lays them out.
-
-    Parameters
-    ----------
-    shape : Amaranth shape or layout
-        The payload shape (a plain shape takes the single key ``""``).
-    values : mapping
-        ``{field: array}`` with dotted names for nested fields (``"w.3"`` is lane 3 of array
-        field ``w``); every array has the same length; missing fields are 0. Values are masked
-        to the field width (two's complement for negative codes).
-
-    Returns
-    -------
-    list of int
-
-    >>> from amaranth.lib import data
-    >>> layout = data.StructLayout({"data": 4, "last": 1})
-    >>> pack_words(layout, {"data": np.array([3, -1]), "last": np.array([0, 1])})
-    [3, 31]
-    """
-    fields = _fields(shape)
-    unknown = set(values) - {name for name, _, _ in fields}
-    if unknown:
-        raise ValueError(f"payload has no fields {sorted(unknown)}; it has {fields}")
-    n = len(next(iter(values.values())))
-    words = [0] * n
-    for name, off, width in fields:
-        if name not in values:
-            continue
-        col = np.asarray(values[name], dtype=np.int64) & ((1 << width) - 1)
-        for k, v in enumerate(col.tolist()):
-            words[k] |= v << off
-    return words
-
-
-def _family(stem: str) -> str:
-    """The approximate operator whose interface ``stem`` shares (itself or BASELINE_FOR)."""
-    return getattr(registry.get(stem).golden, "BASELINE_FOR", stem)
-
-
 def stimulus(stem: str, params, n_elements: int, seed: int = 0) -> dict:
-    """Realistic input streams for ``stem`` (or a baseline sharing its interface).
+    """Realistic input streams for operator ``stem``: its golden ``workload`` as beats.
 
     Returns
     -------
     dict
-        ``streams``: ``{stream: {field: array}}``; ``elements``: elements processed (products for
-        the MAC); ``outputs``: output handshakes to wait for; ``what``: one line describing the
-        data.
+        ``streams``: ``{stream: {field: array}}``; ``elements``: elements processed (terms for
+        a dot-product stream); ``outputs``: output handshakes to wait for; ``what``: one line
+        describing the data.
     """
-    fam = _family(stem)
-    rng = np.random.default_rng(seed)
-    if fam == "gelu":
-        codes = params.in_fmt.encode(rng.normal(0.0, 3.0, n_elements))
-        return {
-            "streams": {"i": {"": codes}},
-            "elements": n_elements,
-            "outputs": n_elements,
-            "what": "N(0, 3) values (DeiT MLP pre-activations)",
-        }
-    if fam == "softmax":
-        length = min(197, params.max_len)
-        n_rows = max(1, math.ceil(n_elements / length))
-        rows = []
-        for _ in range(n_rows):
-            sigma = float(np.exp(rng.uniform(np.log(0.25), np.log(8.0))))
-            rows.append(params.in_fmt.encode(rng.normal(rng.uniform(-8, 8), sigma, length)))
-        last = np.tile((np.arange(length) == length - 1).astype(np.int64), n_rows)
-        return {
-            "streams": {"i": {"data": np.concatenate(rows), "last": last}},
-            "elements": n_rows * length,
-            "outputs": n_rows * length,
-            "what": f"rows of {length} Gaussian logits (mean U(-8, 8), sigma 0.25 to 8)",
-        }
-    if fam == "layernorm":
-        from golden import layernorm
-
-        length = min(192, params.max_len)
-        n_rows = max(1, math.ceil(n_elements / length))
-        rows = layernorm.random_rows(params, n_rows, length, seed=seed)
-        last = np.tile((np.arange(length) == length - 1).astype(np.int64), n_rows)
-        gamma = params.gamma_fmt.encode(rng.uniform(0.1, 2.5, length))
-        beta = params.beta_fmt.encode(rng.normal(0.0, 1.0, length))
-        return {
-            "streams": {
-                "affine": {"addr": np.arange(length), "gamma": gamma, "beta": beta},
-                "i": {"data": rows.reshape(-1), "last": last},
-            },
-            "elements": n_rows * length,
-            "outputs": n_rows * length,
-            "what": f"DeiT-like rows of {length} channels with outliers, gamma/beta loaded",
-        }
-    if fam == "posit_mac":
-        from golden.posit_mac import MacMode
-
-        lanes, beats_per_dot = params.lanes, 8
-        n_dots = max(1, math.ceil(n_elements / (lanes * beats_per_dot)))
-        n_beats = n_dots * beats_per_dot
-        shape = (n_beats, lanes)
-        posit = params.w_posit_fmt
-        fixp = params.w_fixp_fmt
-        w_posit = posit.encode(rng.normal(0.0, 1.0, shape))
-        w_fixp = fixp.to_bits(fixp.encode(rng.normal(0.0, 0.35, shape)))
-        if params.mode is MacMode.MIXED:
-            is_posit = rng.random(shape) < 0.25
-        else:
-            is_posit = np.full(shape, params.mode is MacMode.POSIT)
-        w = np.where(is_posit, w_posit, w_fixp)
-        if params.mode is MacMode.POSIT:
-            a = params.a_posit_fmt.encode(rng.normal(0.0, 1.0, shape))
-        else:
-            a = params.act_fmt.encode(rng.normal(0.0, 1.5, shape))
-        k = np.arange(n_beats) % beats_per_dot
-        values = {"first": (k == 0).astype(np.int64), "last": (k == beats_per_dot - 1) * 1}
-        # w_is_posit is one bit per lane in a plain field
-        values["w_is_posit"] = (is_posit.astype(np.int64) << np.arange(lanes)).sum(axis=1)
-        for lane in range(lanes):
-            values[f"w.{lane}"] = w[:, lane]
-            values[f"a.{lane}"] = a[:, lane]
-        return {
-            "streams": {"i": values},
-            "elements": n_beats * lanes,
-            "outputs": n_dots,
-            "what": f"dot products of {beats_per_dot * lanes} terms, N(0, 1) weights "
-            "(25 % posit in mixed mode), N(0, 1.5) activations",
-        }
-    raise ValueError(f"no stimulus generator for {stem!r} (interface family {fam!r})")
+    op = registry.get(stem)
+    work = op.golden.workload(params, n_elements, seed)
+    b = streams.beats(op, params, work.cases, work.row_params)
+    return {"streams": b.streams, "elements": b.elements, "outputs": b.outputs, "what": work.what}
 
 
 # --------------------------------------------------------------------------------------------
@@ -583,13 +451,12 @@ def measure(
     analysis = analyse_netlist(netlist, top)
     (work / "gates_counted.v").write_text(instrument(gates_v.read_text(), top, analysis))
     stim = stimulus(stem, params, n_elements, seed)
-    dut = registry.component(stem, params)
-    dut._MustUse__silence = True  # only its signature is needed, not a design
+    dut = registry.get(stem).inspect(params)
     members = dut.signature.members
     counts = {}
     for s, values in stim["streams"].items():
         shape = members[s].signature.members["payload"].shape
-        words = pack_words(shape, values)
+        words = streams.pack_words(shape, values)
         width = max(1, _width(shape))
         digits = (width + 3) // 4
         (work / f"{s}.hex").write_text("".join(f"{w:0{digits}x}\n" for w in words))

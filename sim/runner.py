@@ -19,7 +19,6 @@ import shutil
 from pathlib import Path
 
 from hwgen import registry
-from sim import _golden_compat  # TEMPORARY
 
 ROOT = Path(__file__).resolve().parent.parent
 SIMULATORS = ("icarus", "verilator")
@@ -243,7 +242,7 @@ def check_summary(op: str, params, summary: dict, *, random: int, extra=()) -> N
     interface = registry.get(op).interface
     names = {
         f"{case}_idle{idle}_bp{backpressure}"
-        for case in _golden_compat.Proxy(registry.get(op).golden).standard_cases(params)
+        for case in registry.get(op).golden.standard_cases(params)
         for idle, backpressure in CASE_PATTERNS
     }
     randoms = random_checks(interface)

@@ -1,14 +1,16 @@
 """What every cocotb testbench of hwgen shares (runs inside the simulator).
 
 :func:`setup` rebuilds the run's operator record, Params and knobs from the environment that
-:func:`sim.runner.run` sets; :class:`Payload` packs and unpacks a port's payload from the
-component's signature (Amaranth data layouts give the field offsets); :class:`StreamTB` drives
-one input stream and collects one output stream; :func:`record` writes the run's summary.
+:func:`sim.runner.run` sets. :class:`StreamTB` turns the operator's cases into stream beats and
+expected outputs with :func:`hwgen.flows.streams.beats` (by interface kind; payload words packed
+from the component's own signature, so no bit offset is written here), loads any parameter port,
+drives input stream ``i``, collects output stream ``o`` and compares every output field;
+:func:`record` writes the run's summary.
 
-:class:`StreamTB` drives the input and samples both handshakes once per clock: signals are set
-just after the rising edge and sampled at the falling edge, where every combinational path has
-settled, on Icarus and Verilator alike. Idle cycles (input valid low) and back-pressure (output
-ready low) are drawn at random with the given probabilities.
+:meth:`StreamTB.drive` sets signals just after the rising edge and samples both handshakes at
+the falling edge, where every combinational path has settled, on Icarus and Verilator alike.
+Idle cycles (input valid low) and back-pressure (output ready low) are drawn at random with the
+given probabilities.
 """
 
 from __future__ import annotations
@@ -19,15 +21,13 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Shape
-from amaranth.lib import data
-from amaranth.lib.wiring import Flow
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
 from hwgen import registry
+from hwgen.flows import streams
 
-__all__ = ["Setup", "setup", "Payload", "StreamTB", "stats", "record"]
+__all__ = ["Setup", "setup", "StreamTB", "stats", "record"]
 
 
 @dataclass(frozen=True)
@@ -56,21 +56,19 @@ class Setup:
 
     @property
     def golden(self):
-        from sim import _golden_compat  # TEMPORARY until the golden contract is merged
-
-        return _golden_compat.Proxy(self.op.golden)
+        return self.op.golden
 
     def knob(self, name: str, default):
         return self.knobs.get(name, default)
 
     @functools.cached_property
-    def ports(self) -> dict[str, tuple[Flow, Payload]]:
-        """Each stream port of the component: its direction and payload (from the signature)."""
+    def shapes(self) -> dict:
+        """``{port: payload shape}`` of every stream port, from the component's signature."""
         members = self.op.inspect(self.params).signature.members
         return {
-            name: (member.flow, Payload(member.signature.members["payload"].shape))
-            for name, member in members.items()
-            if member.is_signature
+            name: m.signature.members["payload"].shape
+            for name, m in members.items()
+            if m.is_signature
         }
 
 
@@ -91,78 +89,8 @@ def setup() -> Setup:
     )
 
 
-@dataclass(frozen=True)
-class _Field:
-    offset: int
-    width: int  # of one element
-    signed: bool
-    count: int  # elements of an ArrayLayout field, else 0
-
-
-class Payload:
-    """One port's payload as Amaranth lays it out: a plain shape (one code) or a struct.
-
-    Struct fields are packed from keyword arrays of ``n`` values; an ``ArrayLayout`` field takes
-    an ``(n, length)`` array of elements, and a plain field of several bits may take an
-    ``(n, width)`` array of bits (a per-lane flag word). Words are Python ints, so payloads
-    wider than 64 bits work.
-    """
-
-    def __init__(self, shape):
-        if isinstance(shape, data.Layout):
-            self.fields = {name: self._field(f.offset, f.shape) for name, f in shape}
-        else:
-            self.fields = {"": self._field(0, shape)}
-        self.width = Shape.cast(shape).width
-
-    @staticmethod
-    def _field(offset: int, shape) -> _Field:
-        if isinstance(shape, data.ArrayLayout):
-            elem = Shape.cast(shape.elem_shape)
-            return _Field(offset, elem.width, elem.signed, shape.length)
-        s = Shape.cast(shape)
-        return _Field(offset, s.width, s.signed, 0)
-
-    def pack(self, codes=None, **values) -> list[int]:
-        """Raw words: ``pack(codes)`` for a plain shape, ``pack(name=array, ...)`` for a struct
-        (every field named)."""
-        if codes is not None:
-            values = {"": codes}
-        missing = set(self.fields) ^ set(values)
-        assert not missing, f"payload fields {sorted(missing)} missing or unknown"
-        words = None
-        for name, f in self.fields.items():
-            v = np.asarray(values[name], dtype=np.int64).astype(object)
-            if words is None:
-                words = np.full(len(v), 0, dtype=object)
-            if v.ndim == 2:  # array elements, or the bits of a plain field
-                width = f.width if f.count else 1
-                for k in range(v.shape[1]):
-                    words += (v[:, k] & ((1 << width) - 1)) << (f.offset + k * width)
-            else:
-                words += (v & ((1 << f.width) - 1)) << f.offset
-        return [int(w) for w in words]
-
-    def unpack(self, words) -> dict[str, np.ndarray] | np.ndarray:
-        """Field values (signed fields sign-extended) of raw ``words``: one code array for a
-        plain shape, else ``{name: array}`` (``(n, length)`` for an ``ArrayLayout`` field)."""
-        w = np.array([int(x) for x in words], dtype=object)
-        out = {}
-        for name, f in self.fields.items():
-            elems = [self._extract(w, f.offset + k * f.width, f) for k in range(f.count or 1)]
-            out[name] = np.stack(elems, axis=1) if f.count else elems[0]
-        return out[""] if "" in out else out
-
-    @staticmethod
-    def _extract(words, offset: int, f: _Field) -> np.ndarray:
-        v = ((words >> offset) & ((1 << f.width) - 1)).astype(np.int64)
-        if f.signed:
-            v = np.where(v >= 1 << (f.width - 1), v - (1 << f.width), v)
-        return v
-
-
 class StreamTB:
-    """Drives input stream ``i`` of the toplevel and collects output stream ``o``.
+    """Sends an operator's cases through input stream ``i`` and checks output stream ``o``.
 
     Parameters
     ----------
@@ -174,9 +102,7 @@ class StreamTB:
     Members
     -------
     setup : Setup
-        The run (operator, Params, knobs).
-    i, o : Payload
-        The payload layouts of the two streams.
+        The run (operator, Params, knobs); ``p`` is its Params.
     in_cycles, out_cycles : list of int
         The clock of every input and output handshake of the last :meth:`drive`.
     """
@@ -185,8 +111,6 @@ class StreamTB:
         self.dut = dut
         self.setup = setup()
         self.p = self.setup.params
-        self.i = self.setup.ports["i"][1]
-        self.o = self.setup.ports["o"][1]
         self.rng = np.random.default_rng(seed)
         self.cycle = 0
         self.in_cycles: list[int] = []
@@ -194,24 +118,76 @@ class StreamTB:
         Clock(dut.clk, 10, unit="ns").start()
 
     async def reset(self, cycles: int = 3) -> None:
-        """Reset with every input stream idle and every output stream stalled."""
+        """Reset with every input stream idle and the output stalled."""
         dut = self.dut
         dut.rst.value = 1
-        for name, (flow, _) in self.setup.ports.items():
-            if flow is Flow.In:
-                getattr(dut, f"{name}__valid").value = 0
-                getattr(dut, f"{name}__payload").value = 0
-            else:
-                getattr(dut, f"{name}__ready").value = 0
+        for port in self.setup.shapes:
+            if port != "o":
+                getattr(dut, f"{port}__valid").value = 0
+                getattr(dut, f"{port}__payload").value = 0
+        dut.o__ready.value = 0
         for _ in range(cycles):
             await RisingEdge(dut.clk)
         dut.rst.value = 0
         await RisingEdge(dut.clk)
 
+    def beats(self, cases, row_params=None) -> streams.Beats:
+        """The beats of ``cases`` and the outputs ``emulate`` expects
+        (:func:`hwgen.flows.streams.beats`)."""
+        return streams.beats(self.setup.op, self.p, cases, row_params)
+
+    async def send(self, beats: streams.Beats, *, idle: float, backpressure: float) -> dict:
+        """Load the parameter ports' beats (one per clock), then drive ``i`` with its beats;
+        return the output fields (:func:`hwgen.flows.streams.unpack_words`)."""
+        shapes = self.setup.shapes
+        for port, fields in beats.streams.items():
+            if port != "i":
+                await self.load(port, streams.pack_words(shapes[port], fields))
+        words = streams.pack_words(shapes["i"], beats.streams["i"])
+        got = await self.drive(words, beats.outputs, idle=idle, backpressure=backpressure)
+        return streams.unpack_words(shapes["o"], got)
+
+    async def run(self, cases, *, idle: float, backpressure: float, row_params=None):
+        """:meth:`beats` then :meth:`send`: the beats (with the expected outputs) and the
+        output fields."""
+        beats = self.beats(cases, row_params)
+        return beats, await self.send(beats, idle=idle, backpressure=backpressure)
+
+    def check(self, name: str, beats: streams.Beats, got: dict, part=slice(None)) -> None:
+        """Record outputs ``part`` of ``got`` against the expected ones, every field (data and
+        framing alike); inputs name the outputs in the report (the input code where each input
+        gives one output, else the output's index)."""
+        i = beats.streams["i"]
+        codes = i.get("data" if "data" in i else "")
+        one_each = codes is not None and len(codes) == beats.outputs
+        inputs = codes if one_each else np.arange(beats.outputs)
+        part_of = {key: np.asarray(v)[part] for key, v in got.items() if key in beats.expected}
+        want = {key: np.asarray(v)[part] for key, v in beats.expected.items()}
+        record(name, stats(np.asarray(inputs)[part], part_of, want, name))
+
+    async def named_cases(self, idle: float, backpressure: float, *, full_rate: bool) -> None:
+        """The golden module's ``standard_cases`` back to back (rows cut to ``max_len``), each
+        recorded as ``<case>_idle<idle>_bp<backpressure>``; at full rate, with ``full_rate``,
+        also :meth:`check_full_rate`."""
+        cases = self.setup.golden.standard_cases(self.p)
+        values = list(cases.values())
+        if self.setup.op.interface.rows:
+            values = [r[: self.p.max_len] for r in values]
+        await self.reset()
+        beats, got = await self.run(values, idle=idle, backpressure=backpressure)
+        counts = [1 if isinstance(c, tuple) else len(c) for c in values]  # outputs per case
+        ends = np.cumsum(counts)
+        for name, start, end in zip(cases, ends - counts, ends, strict=True):
+            self.check(f"{name}_idle{idle}_bp{backpressure}", beats, got, slice(start, end))
+        if full_rate and not idle and not backpressure:
+            last = beats.streams["i"].get("last")  # a dot product's result follows its last beat
+            self.check_full_rate(None if last is None else np.flatnonzero(last))
+
     async def drive(
         self, words, n_out: int, *, idle: float, backpressure: float, stall_limit: int = 5000
     ) -> list[int]:
-        """Send the raw payload ``words``; return the first ``n_out`` raw output payloads.
+        """Send the raw payload ``words``; return the first ``n_out`` raw output payloads,
+        then check that nothing more comes (:meth:`expect_silence`).
 
         Records the clock of every input and output handshake in ``in_cycles`` and
         ``out_cycles``. Raises ``AssertionError`` when the design makes no progress for
@@ -262,13 +238,13 @@ class StreamTB:
             self.cycle += 1
         assert extra == 0, f"{extra} outputs arrived after every input was answered"
 
-    async def load(self, port: str, **values) -> None:
-        """Write the struct ``values`` into input stream ``port``, one beat per clock while it
-        is ready (a parameter port such as ``affine``)."""
+    async def load(self, port: str, words) -> None:
+        """Write raw ``words`` into input stream ``port``, one per clock while it is ready
+        (a parameter port such as ``affine``)."""
         dut = self.dut
         valid, ready = getattr(dut, f"{port}__valid"), getattr(dut, f"{port}__ready")
         payload = getattr(dut, f"{port}__payload")
-        for word in self.setup.ports[port][1].pack(**values):
+        for word in words:
             valid.value = 1
             payload.value = word
             await FallingEdge(dut.clk)
@@ -291,21 +267,29 @@ class StreamTB:
         )
 
 
-def stats(inputs, got, expected, case: str = "") -> dict:
-    """Mismatch statistics of ``got`` against ``expected``; ``inputs`` name each result in the
-    report of the first mismatches (codes, or indexes of dot products)."""
-    inputs, got, expected = (np.asarray(v, dtype=np.int64) for v in (inputs, got, expected))
-    assert got.shape == expected.shape, f"{case}: {got.size} results for {expected.size}"
-    bad = np.flatnonzero(got != expected)
-    return {
-        "case": case,
-        "checked": int(expected.size),
-        "mismatches": int(bad.size),
-        "first": [
-            {"input": int(inputs[k]), "got": int(got[k]), "expected": int(expected[k])}
-            for k in bad[:5]
-        ],
-    }
+def stats(inputs, got: dict, expected: dict, case: str = "") -> dict:
+    """Mismatch statistics of the output fields ``got`` against ``expected`` (``{field:
+    array}``); an output mismatches when any field differs. The first five mismatches give
+    the input (``inputs``: codes, or indexes of dot products) and the data field, plus every
+    other field that differs (``{field: [got, expected]}``)."""
+    main = "data" if "data" in expected else ""
+    n = len(expected[main])
+    bad = np.zeros(n, dtype=bool)
+    for key, want in expected.items():
+        assert len(got[key]) == n, f"{case}: {len(got[key])} results for {n}"
+        bad |= np.asarray(got[key]) != np.asarray(want)
+    first = []
+    for k in np.flatnonzero(bad)[:5]:
+        entry = {
+            "input": int(inputs[k]),
+            "got": int(got[main][k]),
+            "expected": int(expected[main][k]),
+        }
+        for key in expected:
+            if key != main and got[key][k] != expected[key][k]:
+                entry[key] = [int(got[key][k]), int(expected[key][k])]
+        first.append(entry)
+    return {"case": case, "checked": n, "mismatches": int(bad.sum()), "first": first}
 
 
 def record(name: str, result: dict) -> None:

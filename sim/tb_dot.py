@@ -17,44 +17,10 @@ import cocotb
 import numpy as np
 
 from sim.runner import CASE_PATTERNS
-from sim.streaming import StreamTB, record, stats
+from sim.streaming import StreamTB
 
 #: one random dot product in this many keeps accumulating onto the one before
 CHAIN_ONE_IN = 8
-
-
-class DotTB(StreamTB):
-    """Sends dot products as beats; collects one accumulator code per dot product."""
-
-    @property
-    def lanes(self) -> int:
-        return self.i.fields["w"].count
-
-    def expected(self, cases, clears) -> np.ndarray:
-        """``emulate`` of each case, added onto the one before where it does not clear."""
-        s, acc, out = self.setup, 0, []
-        for (w, a, fmt), clear in zip(cases, clears, strict=True):
-            acc = (0 if clear else acc) + int(s.golden.emulate(self.p, w, a, fmt))
-            out.append(acc)
-        return np.array(out, dtype=np.int64)
-
-    async def run_dots(self, cases, clears=None, *, idle: float, backpressure: float):
-        """Send the cases (each clearing the accumulator unless ``clears`` says otherwise);
-        return the results and, per dot product, the index of its last beat."""
-        lanes = self.lanes
-        clears = np.ones(len(cases), dtype=bool) if clears is None else clears
-        fields = {"w": [], "w_is_posit": [], "a": [], "first": [], "last": []}
-        for (w, a, fmt), clear in zip(cases, clears, strict=True):
-            n_beats = -(-len(w) // lanes)
-            pad = (0, n_beats * lanes - len(w))
-            for name, v in (("w", w), ("w_is_posit", np.broadcast_to(fmt, np.shape(w))), ("a", a)):
-                fields[name].append(np.pad(np.asarray(v, np.int64), pad).reshape(n_beats, lanes))
-            fields["first"].append((np.arange(n_beats) == 0) & clear)
-            fields["last"].append(np.arange(n_beats) == n_beats - 1)
-        beats = {name: np.concatenate(v) for name, v in fields.items()}
-        words = self.i.pack(**beats)
-        got = await self.drive(words, len(cases), idle=idle, backpressure=backpressure)
-        return self.o.unpack(got), np.flatnonzero(beats["last"])
 
 
 def _chained(cases, rng, max_terms: int) -> np.ndarray:
@@ -68,18 +34,27 @@ def _chained(cases, rng, max_terms: int) -> np.ndarray:
     return np.array(clears)
 
 
+def _chain(beats, clears) -> None:
+    """Let the dot products with ``clears`` false keep accumulating onto the one before: their
+    first beat does not clear, and their expected result adds the one before."""
+    first, expected = beats.streams["i"]["first"], beats.expected[""]
+    first[np.flatnonzero(first)[~clears]] = 0
+    for k in np.flatnonzero(~clears):
+        expected[k] += expected[k - 1]
+
+
 @cocotb.test()
 @cocotb.parametrize(idle=[0.2], backpressure=[0.3])
 async def random_dot_products(dut, idle, backpressure):
     """``dots`` random dot products from ``random_cases`` (some accumulating onto the one
     before) under idle cycles and back-pressure."""
-    tb = DotTB(dut, seed=4)
+    tb = StreamTB(dut, seed=4)
     cases = tb.setup.golden.random_cases(tb.p, tb.setup.knob("dots", 100_000), seed=9)
-    clears = _chained(cases, np.random.default_rng(9), tb.p.max_terms)
+    beats = tb.beats(cases)
+    _chain(beats, _chained(cases, np.random.default_rng(9), tb.p.max_terms))
     await tb.reset()
-    got, _ = await tb.run_dots(cases, clears, idle=idle, backpressure=backpressure)
-    index = np.arange(len(cases))
-    record("random_dot_products", stats(index, got, tb.expected(cases, clears), "random"))
+    got = await tb.send(beats, idle=idle, backpressure=backpressure)
+    tb.check("random_dot_products", beats, got)
 
 
 @cocotb.test()
@@ -87,14 +62,4 @@ async def random_dot_products(dut, idle, backpressure):
 async def standard_cases(dut, pattern):
     """The named dot products back to back; at full rate also one beat per clock and each
     result the stated latency after its last beat."""
-    idle, backpressure = pattern
-    tb = DotTB(dut, seed=3)
-    cases = tb.setup.golden.standard_cases(tb.p)
-    await tb.reset()
-    got, ends = await tb.run_dots(list(cases.values()), idle=idle, backpressure=backpressure)
-    expected = tb.expected(cases.values(), [True] * len(cases))
-    for k, name in enumerate(cases):
-        result = stats([k], got[k : k + 1], expected[k : k + 1], name)
-        record(f"{name}_idle{idle}_bp{backpressure}", result)
-    if not idle and not backpressure:
-        tb.check_full_rate(ends)
+    await StreamTB(dut, seed=3).named_cases(*pattern, full_rate=True)

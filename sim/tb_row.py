@@ -21,58 +21,12 @@ import numpy as np
 
 from hwgen.registry import Interface
 from sim.runner import CASE_PATTERNS, random_checks
-from sim.streaming import StreamTB, record, setup, stats
+from sim.streaming import StreamTB, setup
 
 #: the random run's phases, each after a new ``row_params`` load where there is a port
 PHASES = random_checks(setup().op.interface)
 #: rows and their length in the full-rate test (DeiT's 197 tokens where ``max_len`` allows)
 FULL_RATE_ROWS, FULL_RATE_LENGTH = 5, 197
-
-
-class RowTB(StreamTB):
-    """Sends rows, splits the output at ``last`` and checks ``first``; loads the ``affine``
-    vectors of a ``row_param`` operator."""
-
-    async def load_row_params(self, seed: int | None = None) -> dict | None:
-        """Load ``row_params(p, max_len, seed)`` through the parameter port; return it (None
-        for an operator without one)."""
-        if self.setup.op.interface is not Interface.ROW_PARAM:
-            return None
-        vectors = self.setup.golden.row_params(self.p, self.p.max_len, seed)
-        await self.load("affine", addr=np.arange(self.p.max_len), **vectors)
-        return vectors
-
-    async def run_rows(self, rows, *, idle: float, backpressure: float) -> list[np.ndarray]:
-        """Send the rows, return the output rows (split at ``last``, checked against
-        ``first``)."""
-        data = np.concatenate(rows)
-        last = np.concatenate([np.arange(len(r)) == len(r) - 1 for r in rows])
-        words = self.i.pack(data=data, last=last)
-        n = len(words)
-        out = self.o.unpack(
-            await self.drive(words, n, idle=idle, backpressure=backpressure, stall_limit=5000)
-        )
-        out_rows, start = [], 0
-        for k in np.flatnonzero(out["last"]):
-            assert out["first"][start] == 1, f"output {start} starts a row but first is low"
-            assert not out["first"][start + 1 : k + 1].any(), f"first set inside the row at {start}"
-            out_rows.append(out["data"][start : k + 1])
-            start = k + 1
-        assert start == n, f"{n - start} outputs after the last `last`"
-        return out_rows
-
-    def compare(self, name: str, rows, got, vectors=None) -> None:
-        """Record ``got`` against ``emulate`` of each row (with the loaded vectors cut to the
-        row's length)."""
-        s = self.setup
-        assert len(got) == len(rows), f"{name}: {len(got)} output rows for {len(rows)} input rows"
-        assert [len(g) for g in got] == [len(r) for r in rows], f"{name}: row lengths differ"
-        expected = [
-            s.golden.emulate(self.p, r, *(v[: len(r)] for v in (vectors or {}).values()))
-            for r in rows
-        ]
-        codes, outputs = np.concatenate(rows), np.concatenate(got)
-        record(name, stats(codes, outputs, np.concatenate(expected), name))
 
 
 def _random_rows(n_elements: int, seed: int) -> list[np.ndarray]:
@@ -87,36 +41,36 @@ def _random_rows(n_elements: int, seed: int) -> list[np.ndarray]:
         n *= 2
 
 
+def _row_params(length: int, seed: int):
+    """New random vectors for a ``row_param`` operator (None: a plain row operator)."""
+    s = setup()
+    if s.op.interface is not Interface.ROW_PARAM:
+        return None
+    return s.golden.row_params(s.params, length, seed)
+
+
 @cocotb.test()
 @cocotb.parametrize(idle=[0.2], backpressure=[0.3])
 async def random_rows(dut, idle, backpressure):
     """Random rows from ``random_cases`` until ``elements`` elements, under idle cycles and
     back-pressure; with a parameter port in three phases, new random vectors loaded through
     the port before each."""
-    tb = RowTB(dut, seed=5)
+    tb = StreamTB(dut, seed=5)
     await tb.reset()
     per_phase = -(-tb.setup.knob("elements", 100_000) // len(PHASES))
     for phase, name in enumerate(PHASES):
-        vectors = await tb.load_row_params(seed=6 + phase)
         rows = _random_rows(per_phase, seed=1_000_003 * phase)
-        got = await tb.run_rows(rows, idle=idle, backpressure=backpressure)
-        tb.compare(name, rows, got, vectors)
+        vectors = _row_params(max(len(r) for r in rows), seed=6 + phase)
+        beats, got = await tb.run(rows, idle=idle, backpressure=backpressure, row_params=vectors)
+        tb.check(name, beats, got)
 
 
 @cocotb.test()
 @cocotb.parametrize(pattern=CASE_PATTERNS)
 async def standard_cases(dut, pattern):
-    """The named rows back to back (with the identity vectors loaded), free-running and under
-    heavy stalls."""
-    idle, backpressure = pattern
-    tb = RowTB(dut, seed=3)
-    await tb.reset()
-    vectors = await tb.load_row_params(seed=None)
-    cases = tb.setup.golden.standard_cases(tb.p)
-    rows = [r[: tb.p.max_len] for r in cases.values()]
-    got = await tb.run_rows(rows, idle=idle, backpressure=backpressure)
-    for name, row, out in zip(cases, rows, got, strict=True):
-        tb.compare(f"{name}_idle{idle}_bp{backpressure}", [row], [out], vectors)
+    """The named rows back to back (the identity vectors loaded first where there is a
+    parameter port), free-running and under heavy stalls."""
+    await StreamTB(dut, seed=3).named_cases(*pattern, full_rate=False)
 
 
 @cocotb.test()
@@ -126,16 +80,15 @@ async def full_rate(dut):
     ``(R + 1 + latency_rows) L + latency - 1`` clocks from the first input to the last
     output. Where ``max_len`` is too short for that, rows follow the per-row unit's pace:
     the span is only bounded."""
-    tb = RowTB(dut, seed=0)
+    tb = StreamTB(dut, seed=0)
     s, p = tb.setup, tb.p
     length = min(max(FULL_RATE_LENGTH, s.row_clocks + 1), p.max_len)
     n_rows = FULL_RATE_ROWS
     values = np.concatenate(_random_rows(n_rows * length, seed=11))
     rows = list(values[: n_rows * length].reshape(n_rows, length))
     await tb.reset()
-    vectors = await tb.load_row_params(seed=None)
-    got = await tb.run_rows(rows, idle=0.0, backpressure=0.0)
-    tb.compare("full_rate_rows", rows, got, vectors)
+    beats, got = await tb.run(rows, idle=0.0, backpressure=0.0)
+    tb.check("full_rate_rows", beats, got)
     span = tb.out_cycles[-1] - tb.in_cycles[0] + 1
     lag = s.knob("latency_rows", 0) * length + s.latency
     if length > s.row_clocks:

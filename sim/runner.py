@@ -138,21 +138,21 @@ def run(
         Under pytest a failing cocotb test raises ``SystemExit`` (cocotb's runner does that);
         :func:`read_summary` still gives what the testbench recorded.
     """
-    record = registry.get(op)
+    operator = registry.get(op)
     if component is None:
         component = registry.component(op, params)
     build_dir = build_dir_for(params, sim, tag)
     summary = build_dir / "summary.json"
     env = {
         "HWGEN_OP": op,
-        "HWGEN_OPERATOR": json.dumps(record.to_dict()),
+        "HWGEN_OPERATOR": json.dumps(operator.to_dict()),
         "HWGEN_PARAMS": json.dumps(params.to_dict()),
         "HWGEN_LATENCY": str(component.latency),
         "HWGEN_ROW_CLOCKS": str(getattr(component, "row_clocks", 0)),
         "HWGEN_KNOBS": json.dumps(knobs or {}),
         "HWGEN_SUMMARY": str(summary),
     }
-    modules = [TESTBENCHES[record.interface]] + ([extra_module] if extra_module else [])
+    modules = [TESTBENCHES[operator.interface]] + ([extra_module] if extra_module else [])
     simulate(
         component,
         params.name,
@@ -162,7 +162,7 @@ def run(
         env,
         test_filter=test_filter,
         seed=seed,
-        python_path=_module_roots(record),
+        python_path=_module_roots(operator),
     )
     return read_summary(params, sim, tag)
 
@@ -217,11 +217,11 @@ def simulate(
     )
 
 
-def _module_roots(record: registry.Operator) -> tuple[str, ...]:
+def _module_roots(operator: registry.Operator) -> tuple[str, ...]:
     """The import roots of an operator's golden and core modules, for the simulator's Python
     (an operator registered from outside this project lives elsewhere)."""
     roots = []
-    for module in (record.golden_module, record.core_module):
+    for module in (operator.golden_module, operator.core_module):
         top = importlib.import_module(module.split(".")[0])
         if getattr(top, "__file__", None) is None:
             continue

@@ -62,8 +62,8 @@ For every input code, ``|decode(emulate(x)) - clip(GELU(x))| <= tables(p).bound`
 :func:`tables` evaluates the rounded output of every input code of every piece exactly, so
 ``bound`` is the realised maximum (saturation only moves a result closer); it is at most
 ``fit_error + 2**-(out_frac + 1)`` (``fit_error``: the largest |c_hat - c| before the output
-rounding). The default configuration's bound is 1.413e-3, below 2**-9 = 1.95e-3 (free
-breakpoints with the same 16 pieces: 1.147e-3).
+rounding). The default configuration's bound is 1.531e-3, below 2**-9 = 1.95e-3 (free
+breakpoints with the same 16 pieces: see README).
 """
 
 from __future__ import annotations
@@ -147,7 +147,9 @@ class GeluParams(ParamsBase):
         Word of a segment slope of the correction term (|c'| <= 0.5). Default s1.12.
     icpt_fmt : FixFormat
         Word of a row constant J and of the correction sum N; its fractional bits G are those
-        every slope term is truncated to. Default s1.16 (c <= 0.17).
+        every slope term is truncated to. Default s1.12 (c <= 0.17; G = out_frac + 2: the
+        truncation of the two slope terms costs about 1.2e-4 against s1.16, and every bit of G
+        costs about 4 LUTs of ROM and adders).
     breakpoints : Breakpoints
         ``grid`` (default: bit-slice row index, ROM in LUTs) or ``free`` (comparators).
     """
@@ -160,7 +162,7 @@ class GeluParams(ParamsBase):
     slope_mode: SlopeMode = SlopeMode.SHIFT_ADD
     slope_terms: int = 2
     slope_fmt: FixFormat = FixFormat(1, 12)
-    icpt_fmt: FixFormat = FixFormat(1, 16)
+    icpt_fmt: FixFormat = FixFormat(1, 12)
     breakpoints: Breakpoints = Breakpoints.GRID
 
     def __post_init__(self):
@@ -205,7 +207,7 @@ class GeluParams(ParamsBase):
             name += f"_t{self.slope_terms}"
         if self.slope_fmt != FixFormat(1, 12):
             name += f"_sl{self.slope_fmt.tag}"
-        if self.icpt_fmt != FixFormat(1, 16):
+        if self.icpt_fmt != FixFormat(1, 12):
             name += f"_ic{self.icpt_fmt.tag}"
         if self.breakpoints is Breakpoints.FREE:
             name += "_free"

@@ -661,6 +661,11 @@ def _all_codes(p: GeluParams) -> np.ndarray:
     return out
 
 
+def _datapath(p: GeluParams, x: np.ndarray) -> np.ndarray:
+    """The datapath with the fitted tables, bypassing the whole-array lookup (for tests)."""
+    return datapath(p, x, tables(p))
+
+
 def row_of(p: GeluParams, t: GeluTables, x) -> np.ndarray:
     """The table row each input code reads (-1: none, the grid's tail)."""
     m = np.abs(np.asarray(x, dtype=np.int64))

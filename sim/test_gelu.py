@@ -23,19 +23,19 @@ def test_gelu_rtl_equals_emulate(params, sim):
 
 
 def test_corrupted_table_entry_is_caught():
-    """The comparison can fail: one intercept raised by one output LSB in the RTL only."""
+    """The comparison can fail: one ROM row's constant lowered by one output LSB in the RTL only."""
     p = runner.sweep(OP)[0]
     good = gelu.tables(p)
     k = 5
-    icpts = good.icpts.copy()
-    icpts[k] += 1 << (p.icpt_fmt.frac_bits - p.out_fmt.frac_bits)
-    dut = GeluPWL(p, tables=dataclasses.replace(good, icpts=icpts))
+    rom = good.rom_icpt.copy()
+    rom[k] -= 1 << (p.acc_frac - p.out_fmt.frac_bits)
+    dut = GeluPWL(p, tables=dataclasses.replace(good, rom_icpt=rom))
     with pytest.raises(SystemExit):
         runner.run(OP, p, "icarus", component=dut, tag="mutant", test_filter="every_code")
     every = runner.read_summary(p, "icarus", "mutant")["every_code"]
-    # exactly the codes with |x| in segment k move by one LSB: both signs of that range
-    expected = 2 * int(good.starts[k + 1] - good.starts[k])
-    assert every["mismatches"] == expected
+    # exactly the codes whose |x| reads row k move down by one LSB: both signs of that row
+    rows = golden_gelu.row_of(p, good, p.in_fmt.all_codes())
+    assert every["mismatches"] == int((rows == k).sum()) > 0
     for m in every["first"]:
-        assert good.starts[k] <= abs(m["input"]) < good.starts[k + 1]
+        assert golden_gelu.row_of(p, good, [m["input"]])[0] == k
         assert m["got"] == m["expected"] - 1

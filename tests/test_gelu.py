@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from golden import gelu
 from golden.formats import FixFormat
-from golden.gelu import GeluParams, SlopeMode
+from golden.gelu import Breakpoints, GeluParams, SlopeMode
 from hwgen import registry
 from hwgen.cores.gelu import GeluPWL
 from tests.streamsim import stream_sim
@@ -37,6 +37,7 @@ def _gelu_float(x: float) -> float:
         ({"segments": 65}, ValueError, r"^gelu segments must be 4 to 64, not 65$"),
         ({"segments": 16.0}, TypeError, r"^gelu segments must be an integer, not 16\.0$"),
         ({"slope_mode": "fast"}, ValueError, r"slope_mode must be one of mult, shift_add"),
+        ({"breakpoints": "even"}, ValueError, r"breakpoints must be one of grid, free"),
         ({"slope_terms": 0}, ValueError, r"slope_terms must be 1 to 4, not 0"),
         ({"in_fmt": FixFormat(6, 10, signed=False)}, ValueError, r"in_fmt must be signed"),
         ({"out_fmt": FixFormat(6, 10, signed=False)}, ValueError, r"GELU\(x\) < 0"),
@@ -51,6 +52,7 @@ def test_params_rejected_with_clear_message(kwargs, error, match):
 
 def test_slope_mode_accepts_text():
     assert GeluParams(slope_mode="mult").slope_mode is SlopeMode.MULT
+    assert GeluParams(breakpoints="free").breakpoints is Breakpoints.FREE
 
 
 def test_names_are_unique_across_the_sweep():
@@ -65,17 +67,53 @@ def test_names_are_unique_across_the_sweep():
 @pytest.mark.parametrize("p", SWEEP, ids=lambda p: p.name)
 def test_tables_are_well_formed(p):
     t = gelu.tables(p)
-    assert len(t.starts) == len(t.slopes) == len(t.icpts) == p.segments
+    assert len(t.starts) == len(t.slopes) == len(t.terms) <= p.segments
     assert t.starts[0] == 0 and np.all(np.diff(t.starts) > 0)
-    assert t.slopes[-1] == 0 and t.icpts[-1] == 0  # the tail is exactly ReLU
+    assert t.slopes[-1] == 0  # the tail is exactly ReLU
     p.slope_fmt.check_codes(t.slopes)
-    p.icpt_fmt.check_codes(t.icpts)
+    p.icpt_fmt.check_codes(t.rom_icpt)
     for slope, digits in zip(t.slopes, t.terms, strict=True):
         assert sum(sign << shift for sign, shift in digits) == slope
         if p.slope_mode is SlopeMode.SHIFT_ADD:
             assert len(digits) <= p.slope_terms
-    # every sloped segment's offset fits offset_bits
-    assert np.diff(t.starts).max() - 1 < 2**t.offset_bits
+    # rows map onto pieces in order; flat rows hold exactly the rounding half-LSB
+    assert np.all(np.diff(t.row_piece) >= 0)
+    flat = t.row_piece == len(t.starts) - 1
+    assert np.all(t.rom_icpt[flat] == t.half)
+    if t.breakpoints is Breakpoints.GRID:
+        # one row per block below the limit; every piece starts on a block boundary
+        assert len(t.rom_icpt) == 2**t.grid_bits <= 64
+        assert np.all(t.starts % 2**t.offset_bits == 0) and t.starts[-1] <= t.limit
+        assert t.limit == 2 ** (p.in_fmt.frac_bits + 2)  # |x| = 4
+    else:
+        assert len(t.rom_icpt) == len(t.starts) == p.segments
+        # every sloped piece's offset fits offset_bits
+        assert np.diff(t.starts).max() - 1 < 2**t.offset_bits
+
+
+def test_grid_rows_are_a_bit_slice_of_the_magnitude():
+    p = DEFAULT
+    t = gelu.tables(p)
+    codes = p.in_fmt.all_codes()
+    row = gelu.row_of(p, t, codes)
+    a = np.abs(codes)
+    assert np.array_equal(row[a < t.limit], a[a < t.limit] >> t.offset_bits)
+    assert np.all(row[a >= t.limit] == -1)
+
+
+def test_bound_is_tight_and_within_fit_plus_half_lsb():
+    for p in SWEEP:
+        t = gelu.tables(p)
+        stats = gelu.error_stats(p)
+        assert stats["max_abs"] == pytest.approx(t.bound, abs=1e-12), p.name
+        assert t.bound <= t.fit_error + 2.0 ** -(p.out_fmt.frac_bits + 1) + 1e-12, p.name
+
+
+def test_free_breakpoints_beat_the_grid_at_equal_segments():
+    """What the grid costs in accuracy (README): free pieces may start anywhere."""
+    grid = gelu.tables(DEFAULT).bound
+    free = gelu.tables(DEFAULT.replace(breakpoints=Breakpoints.FREE)).bound
+    assert free < grid <= 2.0**-9
 
 
 @pytest.mark.parametrize("n", [0, 1, 7, -7, 255, 0x555, -4096, 12345])
@@ -106,15 +144,15 @@ def test_minimax_fit_beats_uniform_chords(segments):
 # -- error bounds (exhaustive over the input codes) ----------------------------------------------
 
 
-def test_default_error_within_2_pow_minus_8_on_every_code():
+def test_default_error_within_2_pow_minus_9_on_every_code():
     codes = DEFAULT.in_fmt.all_codes()
     assert codes.size == 65536
     y = DEFAULT.out_fmt.decode(gelu.emulate(DEFAULT, codes))
     x = DEFAULT.in_fmt.decode(codes)
     ideal = np.array([_gelu_float(v) for v in x])
     err = np.abs(y - ideal)
-    assert err.max() <= gelu.tables(DEFAULT).bound <= 2.0**-8
-    assert err.max() <= 2.0**-8
+    assert err.max() <= gelu.tables(DEFAULT).bound <= 2.0**-9
+    assert err.max() <= 2.0**-9
 
 
 @pytest.mark.parametrize("p", SWEEP, ids=lambda p: p.name)

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from functools import reduce
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden import gelu as golden_gelu
-from golden.gelu import GeluParams, GeluTables, SlopeMode
+from golden.gelu import Breakpoints, GeluParams, GeluTables, SlopeMode
 
-from ..lib.pipeline import StallPipeline, fix_shape
+from ..lib.pipeline import StallPipeline, fix_shape, saturate
 
 __all__ = ["GeluPWL"]
 
@@ -23,11 +23,15 @@ __all__ = ["GeluPWL"]
 class GeluPWL(wiring.Component):
     """Piecewise-linear GELU, fully pipelined, one result per clock.
 
-    Computes ``golden.gelu.emulate(params, x)`` exactly for every input code. Pipeline
-    stages: input register, |x| and ReLU, breakpoint comparators (a thermometer code), one-hot
-    selection of the segment's row, offset in the segment, slope product (shifts and adds, or
-    one multiplier in ``mult`` mode), correction sum, subtraction from ReLU(x), and output
-    rounding (wiring: the half-LSB is added with ReLU) and saturation (no carry chain).
+    Computes ``golden.gelu.emulate(params, x)`` exactly for every input code.
+
+    Grid breakpoints (default), 6 stages: input register; |x| below the grid's limit and the
+    tail flag; the row's constants from a ROM addressed by a bit-slice of |x| (LUTs), the
+    offset d being the bits below it; the slope terms (muxed shifts of d, complemented where
+    the digit is positive); the correction sum N = J + terms; ReLU(x) + N shifted to the
+    output LSB (the rounding half-LSB is inside J) and, where the tables say it can be needed,
+    saturation. Free breakpoints add a comparator stage, a one-hot select of the row and the
+    offset subtraction (8 stages).
 
     Parameters
     ----------
@@ -45,7 +49,8 @@ class GeluPWL(wiring.Component):
         Output codes of ``params.out_fmt``, in input order.
     latency : int
         Clocks from an input being accepted to its result being valid, without back-pressure
-        (10). Throughput is one element per clock while ``o.ready`` is high.
+        (6 for grid breakpoints, 8 for free ones). Throughput is one element per clock while
+        ``o.ready`` is high.
     """
 
     def __init__(self, params: GeluParams | None = None, *, tables: GeluTables | None = None):
@@ -64,146 +69,181 @@ class GeluPWL(wiring.Component):
 
     @property
     def latency(self) -> int:
-        return 10
+        return 6 if self.tables.breakpoints is Breakpoints.GRID else 8
 
     def elaborate(self, platform):
         m = Module()
         p, t = self.params, self.tables
         pipe = StallPipeline(m, self.i, self.o, self.latency)
         width = p.in_fmt.width
-        g = p.acc_frac
-        n_seg = len(t.starts)
+        rows = len(t.rom_icpt)
+        fields = golden_gelu.row_terms(p, t)
+        icpt_shape = _shape_of(t.rom_icpt)
 
-        # 1: register the input so the comparators see a clean flop
+        # 1: register the input
         x = pipe.stage(self.i.payload, "x")
+        neg = x[-1]
 
-        # 2: magnitude (|min_code| = 2**(width-1) still fits `width` unsigned bits) and ReLU
-        a = pipe.stage(Mux(x < 0, -x, x), "a", unsigned(width))
-        relu = pipe.stage(Mux(x < 0, 0, x), "relu", unsigned(width - 1))
+        if t.breakpoints is Breakpoints.GRID:
+            # 2: |x| below the grid limit (a narrow negation) and whether |x| >= limit: for
+            # x < 0 that is unless every bit above the limit is set and the low bits are not
+            # all zero (the carry out of ~x_low + 1 says they are)
+            lim = t.offset_bits + t.grid_bits
+            x_low = x[:lim]
+            neg_low = Cat(~x_low, Const(0, 1)) + 1  # lim + 1 bits; top bit: x_low == 0
+            if lim < width - 1:
+                high = x[lim:]
+                tail_neg = ~high.all() | neg_low[lim]
+                tail_pos = high.any()
+            else:
+                tail_neg, tail_pos = neg_low[lim], Const(0, 1)
+            a = pipe.stage(Mux(neg, neg_low[:lim], x_low), "a", unsigned(lim))
+            tail = pipe.stage(Mux(neg, tail_neg, tail_pos), "tail")
+            x = pipe.stage(x, "x2")
 
-        # 3: one comparator per breakpoint; monotone, so the bits form a thermometer code
-        above = pipe.stage(
-            Const(0, n_seg - 1) if n_seg == 1 else Cat(*(a >= int(b) for b in t.starts[1:])),
-            "above",
-            unsigned(n_seg - 1),
-        )
-        a3 = pipe.stage(a, "a3")
-        relu3 = pipe.stage(relu, "relu3")
-
-        # 4: one-hot segment select, then AND-OR the constant rows (no index, no ROM)
-        onehot = []
-        for k in range(n_seg):
-            lower = above[k - 1] if k > 0 else 1
-            upper = ~above[k] if k < n_seg - 1 else 1
-            onehot.append(lower & upper)
-        seg_start = pipe.stage(_select(onehot, t.starts, unsigned(width)), "seg_start")
-        icpt = pipe.stage(_select(onehot, t.icpts, fix_shape(p.icpt_fmt)), "icpt")
-        if p.slope_mode is SlopeMode.MULT:
-            slope = pipe.stage(_select(onehot, t.slopes, fix_shape(p.slope_fmt)), "slope")
+            # 3: the row's constants: a ROM addressed by the bits of |x| above the block (LUTs)
+            row = a[t.offset_bits :]
+            icpt = pipe.stage(Array(Const(int(v), icpt_shape) for v in t.rom_icpt)[row], "icpt")
+            slope = self._rom_fields(pipe, fields, lambda values, shape: _rom(values, shape, row))
+            d = pipe.stage(a[: t.offset_bits], "d", unsigned(t.offset_bits))
+            tail = pipe.stage(tail, "tail3")
+            x = pipe.stage(x, "x3")
         else:
-            terms = self._term_fields(pipe, onehot)
-        a4 = pipe.stage(a3, "a4")
-        relu4 = pipe.stage(relu3, "relu4")
+            # 2: magnitude (|min_code| = 2**(width-1) still fits `width` unsigned bits)
+            a = pipe.stage(Mux(neg, -x, x), "a", unsigned(width))
+            x = pipe.stage(x, "x2")
 
-        # 5: offset of |x| inside its segment; the row's slope fields move along with it
-        d = pipe.stage(a4 - seg_start, "d", unsigned(t.offset_bits))
-        icpt5 = pipe.stage(icpt, "icpt5")
-        relu5 = pipe.stage(relu4, "relu5")
-        if p.slope_mode is SlopeMode.MULT:
-            slope5 = pipe.stage(slope, "slope5")
-        else:
-            terms = [
-                (
-                    pipe.stage(nonzero, f"term{j}_nonzero5"),
-                    pipe.stage(negative, f"term{j}_negative5"),
-                    pipe.stage(shift_sel, f"term{j}_shift_sel5"),
-                    shifts,
-                )
-                for j, (nonzero, negative, shift_sel, shifts) in enumerate(terms)
-            ]
-
-        # 6: slope * d, exact, in in_frac + slope_frac fractional bits. Shift-and-add: each
-        # term's magnitude is a mux of the shifts its position uses (LUTs only) ...
-        if p.slope_mode is SlopeMode.MULT:
-            prod = pipe.stage(slope5 * d, "prod")
-        else:
-            mags, negs = [], []
-            for j, (nonzero, negative, shift_sel, shifts) in enumerate(terms):
-                shifted = Array(d << s for s in shifts)[shift_sel]
-                mags.append(pipe.stage(Mux(nonzero, shifted, 0), f"term{j}_mag"))
-                negs.append(pipe.stage(negative, f"term{j}_negative6"))
-        icpt6 = pipe.stage(icpt5, "icpt6")
-        relu6 = pipe.stage(relu5, "relu6")
-
-        # 7: ... then its sign (one carry chain); the multiplier's output gets a second register
-        if p.slope_mode is SlopeMode.MULT:
-            slope_sum = pipe.stage(prod, "prod7")
-        else:
-            parts = [
-                pipe.stage(Mux(neg, -mag, mag), f"term{j}")
-                for j, (mag, neg) in enumerate(zip(mags, negs, strict=True))
-            ]
-            slope_sum = reduce(lambda u, v: u + v, parts)
-        icpt7 = pipe.stage(icpt6, "icpt7")
-        relu7 = pipe.stage(relu6, "relu7")
-
-        # 8: correction c_hat = intercept + slope * d, aligned to G fractional bits; in
-        # parallel, ReLU(x) aligned to G with the rounding half-LSB already added
-        prod_shift = g - p.in_fmt.frac_bits - p.slope_fmt.frac_bits
-        c_hat = pipe.stage(
-            (icpt7 << (g - p.icpt_fmt.frac_bits)) + (slope_sum << prod_shift), "c_hat"
-        )
-        shift = g - p.out_fmt.frac_bits
-        half = (1 << (shift - 1)) if shift > 0 else 0
-        relu_half = pipe.stage((relu7 << (g - p.in_fmt.frac_bits)) + half, "relu_half")
-
-        # 9: y = ReLU(x) - c_hat + half, one carry chain
-        y = pipe.stage(relu_half - c_hat, "y_full")
-
-        # 10: drop the rounded-off bits (wiring) and saturate; the range check looks at the
-        # bits above the output word (all equal to the sign bit when in range): no adder
-        y_round = y >> shift if shift > 0 else y << -shift
-        width_out = p.out_fmt.width
-        if len(y_round) > width_out:
-            top = y_round[width_out - 1 :]
-            in_range = top.all() | ~top.any()
-            negative = y_round[-1]
-            y_sat = Mux(
-                in_range,
-                y_round,
-                Mux(negative, p.out_fmt.min_code, p.out_fmt.max_code),
+            # 3: one comparator per breakpoint; monotone, so the bits form a thermometer code
+            n_seg = rows
+            above = pipe.stage(
+                Const(0, n_seg - 1) if n_seg == 1 else Cat(*(a >= int(b) for b in t.starts[1:])),
+                "above",
+                unsigned(max(n_seg - 1, 1)),
             )
+            a = pipe.stage(a, "a3")
+            x = pipe.stage(x, "x3")
+
+            # 4: one-hot row select, then AND-OR the constant rows (no index, no ROM)
+            onehot = []
+            for k in range(n_seg):
+                lower = above[k - 1] if k > 0 else 1
+                upper = ~above[k] if k < n_seg - 1 else 1
+                onehot.append(lower & upper)
+            start = pipe.stage(_select(onehot, t.starts, unsigned(width)), "seg_start")
+            icpt = pipe.stage(_select(onehot, t.rom_icpt, icpt_shape), "icpt4")
+            slope = self._rom_fields(
+                pipe, fields, lambda values, shape: _select(onehot, values, shape)
+            )
+            a = pipe.stage(a, "a4")
+            x = pipe.stage(x, "x4")
+
+            # 5: offset of |x| inside its piece (wraps only in the flat last piece)
+            d = pipe.stage(a - start, "d", unsigned(t.offset_bits))
+            icpt = pipe.stage(icpt, "icpt5")
+            slope = _restage(pipe, slope, "5")
+            x = pipe.stage(x, "x5")
+            tail = Const(0, 1)
+
+        # next: the slope terms, u_j = +-(d shifted), muxed by the row's fields (LUTs only)
+        if p.slope_mode is SlopeMode.MULT:
+            terms = [pipe.stage(slope * d, "prod")]
+            k0 = p.acc_frac - p.in_fmt.frac_bits - p.slope_fmt.frac_bits
+            terms = [terms[0] << k0 if k0 >= 0 else terms[0] >> -k0]
         else:
-            y_sat = y_round
-        out = pipe.stage(y_sat, "y", fix_shape(p.out_fmt))
+            terms = []
+            for j, (nonzero, complement, sel, shifts) in enumerate(slope):
+                shifted = [d << s if s >= 0 else d >> -s for s in shifts]
+                width_j = max(len(v) for v in shifted)
+                mag = (
+                    Array(v.as_unsigned() for v in shifted)[sel] if len(shifts) > 1 else shifted[0]
+                )
+                mag = mag.as_unsigned()
+                value = Mux(complement, ~Cat(mag, Const(0, 1)).as_signed(), mag)
+                # ~ on a zero-extended copy is -mag - 1
+                value = Mux(nonzero, value, 0)
+                terms.append(pipe.stage(value, f"term{j}", signed(width_j + 1)))
+        icpt = pipe.stage(icpt, "icpt_t")
+        tail = pipe.stage(tail, "tail_t") if t.breakpoints is Breakpoints.GRID else tail
+        x = pipe.stage(x, "x_t")
+
+        # next: the correction sum N = J + sum u_j (G fractional bits)
+        n = pipe.stage(reduce(lambda u, v: u + v, terms, icpt), "n")
+        tail = pipe.stage(tail, "tail_n") if t.breakpoints is Breakpoints.GRID else tail
+        x = pipe.stage(x, "x_n")
+
+        # last: ReLU(x) + N at the output's LSB; the grid's tail has N = half (output ReLU)
+        g, f_in, f_out = p.acc_frac, p.in_fmt.frac_bits, p.out_fmt.frac_bits
+        relu = Mux(neg_of(x), 0, x[: width - 1])
+        h = max(g, f_in, f_out)
+        half_j, half_end = golden_gelu._halves(p)
+        if h == g and f_in <= f_out:
+            # ReLU(x) << (G - in_frac) is a multiple of the output LSB: add N's top bits only
+            n_out = n >> (g - f_out)
+            if t.breakpoints is Breakpoints.GRID:
+                n_out = Mux(tail, 0, n_out)
+            y = (relu << (f_out - f_in)) + n_out
+        else:
+            n_sel = Mux(tail, t.half, n) if t.breakpoints is Breakpoints.GRID else n
+            y = ((relu << (h - f_in)) + (n_sel << (h - g)) + half_end) >> (h - f_out)
+        if t.saturates:
+            y = saturate(y, p.out_fmt)
+        elif len(y) > p.out_fmt.width:
+            y = y[: p.out_fmt.width]
+        out = pipe.stage(y, "y", fix_shape(p.out_fmt))
         m.d.comb += self.o.payload.eq(out)
         return m
 
-    def _term_fields(self, pipe, onehot):
-        """Per shift-and-add term position: registered (nonzero, negative, shift_sel) fields.
-
-        Term j of a segment is the j-th digit of its slope's canonical signed-digit form. Only
-        the shift amounts some segment uses at position j are wired into that term's mux.
-        """
-        t = self.tables
-        n_terms = max((len(digits) for digits in t.terms), default=0)
-        fields = []
-        for j in range(n_terms):
-            digits = [digits[j] if j < len(digits) else None for digits in t.terms]
-            shifts = sorted({dig[1] for dig in digits if dig is not None})
-            nonzero = [int(dig is not None) for dig in digits]
-            negative = [int(dig is not None and dig[0] < 0) for dig in digits]
-            sel = [shifts.index(dig[1]) if dig is not None else 0 for dig in digits]
-            sel_width = max(1, (len(shifts) - 1).bit_length())
-            fields.append(
+    def _rom_fields(self, pipe, fields, lookup):
+        """Registered slope fields of the row: ``mult``: minus the slope; ``shift_add``: per
+        term position (nonzero, complement, shift select, the shifts that position uses)."""
+        p = self.params
+        if p.slope_mode is SlopeMode.MULT:
+            return pipe.stage(lookup(fields, _shape_of(fields)), "neg_slope")
+        out = []
+        for j, (nonzero, complement, shift) in enumerate(fields):
+            shifts = sorted({int(s) for s, nz in zip(shift, nonzero, strict=True) if nz}) or [0]
+            sel = [shifts.index(int(s)) if nz else 0 for s, nz in zip(shift, nonzero, strict=True)]
+            sel_shape = unsigned(max(1, (len(shifts) - 1).bit_length()))
+            out.append(
                 (
-                    pipe.stage(_select(onehot, nonzero, unsigned(1)), f"term{j}_nonzero"),
-                    pipe.stage(_select(onehot, negative, unsigned(1)), f"term{j}_negative"),
-                    pipe.stage(_select(onehot, sel, unsigned(sel_width)), f"term{j}_shift_sel"),
+                    pipe.stage(lookup(nonzero, unsigned(1)), f"term{j}_nonzero"),
+                    pipe.stage(lookup(complement, unsigned(1)), f"term{j}_complement"),
+                    pipe.stage(lookup(sel, sel_shape), f"term{j}_sel"),
                     shifts,
                 )
             )
-        return fields
+        return out
+
+
+def neg_of(x):
+    """The sign bit of a signed value (combinational)."""
+    return x[-1]
+
+
+def _restage(pipe, slope, suffix):
+    if not isinstance(slope, list):
+        return pipe.stage(slope, f"neg_slope{suffix}")
+    return [
+        (
+            pipe.stage(nz, f"term{j}_nonzero{suffix}"),
+            pipe.stage(cp, f"term{j}_complement{suffix}"),
+            pipe.stage(sel, f"term{j}_sel{suffix}"),
+            shifts,
+        )
+        for j, (nz, cp, sel, shifts) in enumerate(slope)
+    ]
+
+
+def _shape_of(values):
+    """The narrowest signed shape holding every value."""
+    lo, hi = int(min(values)), int(max(values))
+    bits = max(lo.bit_length() if lo < 0 else 0, hi.bit_length(), (~lo).bit_length()) + 1
+    return signed(max(bits, 2))
+
+
+def _rom(values, shape, addr):
+    """A constant table indexed by ``addr`` (combinational; LUTs)."""
+    return Array(Const(int(v), shape) for v in values)[addr]
 
 
 def _select(onehot, values, shape):

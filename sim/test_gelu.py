@@ -34,8 +34,8 @@ def test_corrupted_table_entry_is_caught():
         runner.run(OP, p, "icarus", component=dut, tag="mutant", test_filter="every_code")
     every = runner.read_summary(p, "icarus", "mutant")["every_code"]
     # exactly the codes whose |x| reads row k move down by one LSB: both signs of that row
-    rows = golden_gelu.row_of(p, good, p.in_fmt.all_codes())
+    rows = gelu.row_of(p, good, p.in_fmt.all_codes())
     assert every["mismatches"] == int((rows == k).sum()) > 0
     for m in every["first"]:
-        assert golden_gelu.row_of(p, good, [m["input"]])[0] == k
+        assert gelu.row_of(p, good, [m["input"]])[0] == k
         assert m["got"] == m["expected"] - 1

@@ -14,7 +14,7 @@ from golden.formats import FixFormat
 from golden.gelu import GeluParams, SlopeMode
 from golden.params import ParamsBase, check_enum, check_fix, check_int
 
-KNOWN = "in_fmt, out_fmt, segments, slope_mode, slope_terms, slope_fmt, icpt_fmt"
+KNOWN = "in_fmt, out_fmt, segments, slope_mode, slope_terms, slope_fmt, icpt_fmt, breakpoints"
 
 DEFAULTS = {
     "in_fmt": "s6.10",
@@ -23,7 +23,8 @@ DEFAULTS = {
     "slope_mode": "shift_add",
     "slope_terms": 2,
     "slope_fmt": "s1.12",
-    "icpt_fmt": "s1.16",
+    "icpt_fmt": "s1.12",
+    "breakpoints": "grid",
 }
 
 # signed formats small enough for GeluParams' 62-bit internal word

@@ -89,7 +89,9 @@ def beats(op: str | registry.Operator, params, cases, row_params=None) -> Beats:
             vectors = tuple(np.asarray(v, dtype=np.int64) for v in row_params.values())
             if min(len(v) for v in vectors) < width:
                 raise ValueError(f"row parameters cover fewer than the {width} channels of a row")
-            streams["affine"] = {"addr": np.arange(width), **row_params}
+            # channels past the longest row are never read: load only those a row uses
+            loads = {k: v[:width] for k, v in zip(row_params, vectors, strict=True)}
+            streams["affine"] = {"addr": np.arange(width), **loads}
         out = [golden.emulate(params, r, *(v[: len(r)] for v in vectors)) for r in rows]
         first, last = _framing(lengths)
         streams["i"] = {"data": np.concatenate(rows), "last": last}

@@ -207,12 +207,17 @@ def test_cut_levels_and_limits_are_stated():
 
 @needs_solver
 @pytest.mark.formal
-@pytest.mark.parametrize("name", [n for n in formal.components() if n != "gelu"])
+@pytest.mark.parametrize(
+    "name",
+    # those whose every counting property is in the fast set have nothing left to prove here
+    [n for n in formal.components() if n not in ("gelu", "gelu_base", "posit_mac")],
+)
 def test_counting_properties_pass(name, tmp_path):
     fs = formal.setup(name)
     props = [
         p for p in fs.properties if p in formal.COUNTING and p not in FAST_COUNTING.get(name, ())
     ]
+    assert props, f"{name}: every counting property is in the fast set"
     results = formal.prove(fs, props, work=tmp_path, timeout=900)
     assert {r.prop: r.status for r in results} == dict.fromkeys(props, "PASS")
 

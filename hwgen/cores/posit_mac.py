@@ -6,6 +6,8 @@ The arithmetic is :func:`golden.posit_mac.emulate`; how each lane forms its prod
 
 from __future__ import annotations
 
+import itertools
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
@@ -32,39 +34,100 @@ def _bits(lo: int, hi: int) -> int:
 
 
 class _TermCode:
-    """How a term's state travels in the input register: as its index into the plan's states
-    (compact), or as a shift select and a sign bit (split), whichever needs fewer 4-input LUTs
-    per bit of the term (split: the multiplexer, then the sign's XOR)."""
+    """How a term's state travels in the input register: as a code for its state (compact),
+    or as a shift select and a sign bit (split: the sign of the zero state is free, so it can
+    follow whichever weight bits are simplest), whichever needs no more 4-input LUTs per bit
+    of the term. Codes are assigned so that each register bit depends on as few of the
+    weight's 5 bits (format, pattern) as possible, which keeps the decode small.
 
-    def __init__(self, states):
+    Parameters
+    ----------
+    states : tuple of (int, int)
+        The plan's states of this term.
+    picks : list of int
+        The state of every weight (by weight index).
+    """
+
+    def __init__(self, states, picks):
         self.states = states
         self.shifts = sorted({sh for sg, sh in states if sg})
-        self.sel_bits = len(self.shifts).bit_length()
-        compact = _lut4(len(self.shifts) + (len(states) - 1).bit_length())
-        self.split = _lut4(len(self.shifts) + self.sel_bits) + 1 < compact
-        self.width = self.sel_bits + 1 if self.split else (len(states) - 1).bit_length()
-
-    def code(self, k: int) -> int:
-        """The register bits of state ``k``."""
-        if not self.split:
-            return k
-        sg, sh = self.states[k]
-        return (1 + self.shifts.index(sh) if sg else 0) | (int(sg < 0) << self.sel_bits)
+        sel_bits = len(self.shifts).bit_length()
+        compact_bits = (len(states) - 1).bit_length()
+        self.split = _lut4(len(self.shifts) + sel_bits + 1) <= _lut4(
+            len(self.shifts) + compact_bits
+        )
+        if self.split:
+            sel = [1 + self.shifts.index(states[k][1]) if states[k][0] else 0 for k in picks]
+            self.sel_code = _assign_codes(sel, sel_bits)
+            zero = {i for i, k in enumerate(picks) if not states[k][0]}
+            negs = _fill_free([int(states[k][0] < 0) for k in picks], zero)
+            self.table = [self.sel_code[v] | n << sel_bits for v, n in zip(sel, negs, strict=True)]
+            self.sel_bits, self.width = sel_bits, sel_bits + 1
+        else:
+            self.state_code = _assign_codes(list(picks), compact_bits)
+            self.table = [self.state_code[k] for k in picks]
+            self.width = compact_bits
 
     def term(self, m: Module, code, a, name: str):
         """The term for ``code`` as ``(copy, negative)``: the shifted copy of ``a`` (or 0),
         and whether the term is its negative (combinational)."""
         copy = Signal(signed(len(a) + max(self.shifts)), name=f"{name}_copy")
         negative = Signal(name=f"{name}_neg")
+        zero = Const(0, signed(len(a)))
         if self.split:
+            options = [zero] * (1 << self.sel_bits)
+            for v, c in self.sel_code.items():
+                options[c] = a << self.shifts[v - 1] if v else zero
             sel = code[: self.sel_bits]
-            options = [Const(0, signed(len(a)))] + [a << sh for sh in self.shifts]
             m.d.comb += [copy.eq(_select(options, sel)), negative.eq(code[-1])]
         else:
-            options = [a << sh if sg else Const(0, signed(len(a))) for sg, sh in self.states]
-            signs = [int(sg < 0) for sg, _ in self.states]
+            options, signs = [zero] * (1 << self.width), [0] * (1 << self.width)
+            for k, c in self.state_code.items():
+                sg, sh = self.states[k]
+                options[c], signs[c] = (a << sh if sg else zero), int(sg < 0)
             m.d.comb += [copy.eq(_select(options, code)), negative.eq(_rom(signs, 1, code))]
         return copy, negative
+
+
+def _decode_cost(table, bits: int) -> int:
+    """4-input LUTs to decode ``table`` (register bits by weight index) from the index."""
+    return sum(_lut4(len(_support([(v >> b) & 1 for v in table]))) for b in range(bits))
+
+
+def _assign_codes(values, bits: int) -> dict:
+    """A code of ``bits`` bits for each distinct value in ``values`` (by weight index),
+    chosen among the assignments to need the fewest LUTs to decode (first found on ties; the
+    first 5040 assignments are tried: every one for values that fit 2 bits, the plans' usual
+    case)."""
+    distinct = sorted(set(values))
+    best = None
+    candidates = itertools.permutations(range(1 << bits), len(distinct))
+    for codes in itertools.islice(candidates, 5040):
+        table = [codes[distinct.index(v)] for v in values]
+        cost = _decode_cost(table, bits)
+        if best is None or cost < best[0]:
+            best = (cost, dict(zip(distinct, codes, strict=True)))
+    return best[1]
+
+
+def _fill_free(bits, free: set) -> list:
+    """``bits`` (by weight index) with the entries in ``free`` set so that the result depends
+    on as few index bits as possible."""
+    n = (len(bits) - 1).bit_length()
+    for size in range(n + 1):
+        for support in itertools.combinations(range(n), size):
+            groups, ok = {}, True
+            for i, v in enumerate(bits):
+                if i not in free and groups.setdefault(_project(i, support), v) != v:
+                    ok = False
+                    break
+            if ok:
+                return [groups.get(_project(i, support), 0) for i in range(len(bits))]
+    return list(bits)
+
+
+def _project(i: int, support) -> tuple:
+    return tuple((i >> b) & 1 for b in support)
 
 
 def _rom(values, width: int, index):
@@ -194,22 +257,24 @@ class MacEngine(wiring.Component):
         beat = self.i.payload
         row = {MacMode.MIXED: None, MacMode.FIXP: 0, MacMode.POSIT: 1}[p.mode]
         picks = plan.pick[0] + plan.pick[1] if row is None else plan.pick[row]
-        codes = [_TermCode(states) if len(states) > 1 else None for states in plan.states]
+        codes = [
+            _TermCode(states, [pick[1 + j] for pick in picks]) if len(states) > 1 else None
+            for j, states in enumerate(plan.states)
+        ]
+        e_bits = (len(plan.post_shifts) - 1).bit_length()
+        e_code = _assign_codes([e for e, _, _ in picks], e_bits)
 
         if p.mode is MacMode.POSIT:
             a_lo, a_hi = int(t.a_int.min()), int(t.a_int.max())
             a_bits = _bits(a_lo, a_hi)
         else:
             a_lo, a_hi, a_bits = p.act_fmt.min_code, p.act_fmt.max_code, p.act_fmt.width
-        roms = {}  # field -> (values by weight index, shape)
+        roms = {}  # field -> (register bits by weight index, shape)
         if len(plan.post_shifts) > 1:
-            roms["e"] = (
-                [e for e, _, _ in picks],
-                unsigned((len(plan.post_shifts) - 1).bit_length()),
-            )
+            roms["e"] = ([e_code[e] for e, _, _ in picks], unsigned(e_bits))
         for j, code in enumerate(codes):
             if code is not None:
-                roms[f"s{j}"] = ([code.code(pick[1 + j]) for pick in picks], unsigned(code.width))
+                roms[f"s{j}"] = (code.table, unsigned(code.width))
         # Decode where it is cheaper: after the input register when every field depends on no
         # more of the weight's bits than it has itself (the term logic then reads those bits
         # as it would read the field: the baselines' two's complement and posit patterns),
@@ -269,7 +334,9 @@ class MacEngine(wiring.Component):
         words, owed = [], []
         for k in range(p.lanes):
             q, n = getattr(s, f"l{k}q"), getattr(s, f"l{k}n")
-            shifted = [Cat(n.replicate(e), q).as_signed() if e else q for e in plan.post_shifts]
+            shifted = [q] * (1 << e_bits)
+            for k_e, e in enumerate(plan.post_shifts):
+                shifted[e_code[k_e]] = Cat(n.replicate(e), q).as_signed() if e else q
             value = Signal(signed(_bits(p_lo, p_hi)), name=f"mac_l{k}p")
             if len(shifted) == 1:
                 m.d.comb += value.eq(shifted[0])

@@ -46,6 +46,8 @@ __all__ = [
     "MacMode",
     "MacParams",
     "MacTables",
+    "LanePlan",
+    "lane_plan",
     "tables",
     "emulate",
     "emulate_matmul",
@@ -172,6 +174,148 @@ def _frac_needed(fmt: PositFormat) -> int:
 
 
 @dataclass(frozen=True)
+class LanePlan:
+    """How a lane forms ``w * a`` without a multiplier: ``(t0 + t1) << e``.
+
+    Each term ``t_j`` is zero or one signed shifted copy of the activation, from a small set
+    of states per term; ``e`` is one of at most two post-shifts. Every weight is one
+    ``(e, state0, state1)`` choice, a function of its 5 bits (format, pattern) that the
+    hardware decodes once per beat.
+
+    Members
+    -------
+    post_shifts : tuple of int
+        The post-shifts ``e``, ascending.
+    states : tuple of (tuple of (int, int), tuple of (int, int))
+        ``states[j]``: the ``(sign, shift)`` states of term ``j``; ``(0, 0)`` (first) is zero.
+        Term 1 has only the zero state where every weight is a single term.
+    pick : tuple of tuple of (int, int, int)
+        ``pick[fmt][pattern]``: indices ``(e, state0, state1)``; row 0 FixP4, row 1 posit.
+    """
+
+    post_shifts: tuple
+    states: tuple
+    pick: tuple
+
+    def value(self, fmt: int, pattern: int) -> int:
+        """The weight value a pick stands for (units of ``2**-w_frac``)."""
+        e, *ks = self.pick[fmt][pattern]
+        total = sum(self.states[j][k][0] << self.states[j][k][1] for j, k in enumerate(ks))
+        return total << self.post_shifts[e]
+
+
+def _signed_powers(u: int) -> list[tuple]:
+    """Every way to write ``u`` as at most two signed powers of two ``((s, k), (s, k))`` with
+    ascending shifts (``(0, 0)`` for an unused term)."""
+    out = [((0, 0), (0, 0))] if u == 0 else []
+    for k in range(max(abs(u), 1).bit_length() + 2):
+        for s in (1, -1):
+            rest = u - (s << k)
+            if rest == 0:
+                out += [((s, k), (0, 0)), ((0, 0), (s, k))]
+            elif rest % (1 << (k + 1)) == 0 and (abs(rest) & (abs(rest) - 1)) == 0:
+                out.append(((s, k), (1 if rest > 0 else -1, abs(rest).bit_length() - 1)))
+    return out
+
+
+def _plan_cost(states, post_shifts, a_bits: int) -> int:
+    """LUTs a lane needs for a plan, estimated for 6-input (xc7) plus 4-input (ECP5) LUTs:
+    each term bit is a function of the activation bits of its shifts and the state index; a
+    second term adds an adder, a second post-shift a 2:1 multiplexer per product bit."""
+    cost, top = 0, 0
+    for st in states:
+        shifts = {k for s, k in st if s}
+        if not shifts:
+            continue
+        inputs = len(shifts) + (len(st) - 1).bit_length()
+        width = a_bits + max(shifts)
+        cost += width * (2 ** max(0, inputs - 6) + 2 ** max(0, inputs - 4) + 1)
+        top = max(top, width)
+    if len(post_shifts) > 1:
+        # per product bit one 6-input LUT, and 4-input LUTs for 1 + log2(choices) selects
+        inputs = len(post_shifts) + (len(post_shifts) - 1).bit_length()
+        cost += (1 + 2 ** max(0, inputs - 4)) * (top + post_shifts[-1] - post_shifts[0])
+    return cost
+
+
+def _greedy_pick(flat, options):
+    """Per weight the representation that adds the fewest new states (then post-shifts),
+    weights with the fewest choices first; returns the picks and the states used."""
+    used, used_e, pick = [{(0, 0)}, {(0, 0)}], set(), {}
+
+    def new(o, used=used, used_e=used_e):
+        e, (t0, t1) = o
+        return (t0 not in used[0]) + (t1 not in used[1]), e not in used_e, o
+
+    for v in sorted(flat, key=lambda v: (len(options[v]), abs(v))):
+        e, (t0, t1) = min(options[v], key=new)
+        used[0].add(t0), used[1].add(t1), used_e.add(e)
+        pick[v] = (e, t0, t1)
+    return pick, used, used_e
+
+
+@functools.lru_cache(maxsize=64)
+def lane_plan(values: tuple, a_bits: int) -> LanePlan | None:
+    """The cheapest :class:`LanePlan` (by :func:`_plan_cost`) for weight ``values``
+    (``values[fmt][pattern]``, integers) times ``a_bits``-bit activations, or None when a weight
+    needs more than two terms.
+
+    Term 0 takes the shifts ``0 .. h0``, term 1 ``h0 + 1 .. h1`` (relative to the smallest
+    power of two that divides every weight), post-shifts are that power and at most one
+    more; per weight the representation that adds the fewest new states wins.
+    """
+    flat = sorted({v for row in values for v in row if v})
+    if not flat:
+        return None
+    base = min((v & -v).bit_length() - 1 for v in flat)
+    top = max(abs(v) for v in flat).bit_length()
+    reps = {}
+    for e in range(base, top + 1):
+        for v in flat:
+            if v % (1 << e) == 0:
+                reps[v, e] = _signed_powers(v >> e)
+    best = None
+    # one post-shift, two, or three of which the second is at most two above the first
+    choices = [(base,)] + [(base, e) for e in range(base + 1, top + 1)]
+    choices += [(base, e1, e2) for e1 in (base + 1, base + 2) for e2 in range(e1 + 1, top + 1)]
+    for post in choices:
+        for h0 in range(top - base + 1):
+            for h1 in range(h0, top - base + 1):
+
+                def fits(r, h0=h0, h1=h1):
+                    (s0, k0), (s1, k1) = r
+                    return (not s0 or k0 <= h0) and (not s1 or h0 < k1 <= h1)
+
+                options = {
+                    v: [(e, r) for e in post for r in reps.get((v, e), ()) if fits(r)] for v in flat
+                }
+                if not all(options.values()):
+                    continue
+                pick, used, used_e = _greedy_pick(flat, options)
+                post_used = tuple(sorted(used_e))
+                states = tuple(
+                    ((0, 0),) + tuple(sorted(u - {(0, 0)}, key=lambda t: (t[1], -t[0])))
+                    for u in used
+                )
+                cost = _plan_cost(states, post_used, a_bits)
+                if best is None or cost < best[0]:
+                    best = (cost, post_used, states, pick)
+    _, post_used, states, pick = best
+    table = tuple(
+        tuple(
+            (
+                post_used.index(pick[v][0]) if v else 0,
+                states[0].index(pick[v][1]) if v else 0,
+                states[1].index(pick[v][2]) if v else 0,
+            )
+            for v in row
+        )
+        for row in values
+    )
+    return LanePlan(post_shifts=post_used, states=states, pick=table)
+
+
+@dataclass(frozen=True)
 class MacTables:
     """What the hardware bakes in.
 
@@ -186,12 +330,15 @@ class MacTables:
         ``posit`` mode: value of each activation pattern in units of 2**-a_frac.
     products : ndarray of int64
         Every possible product in accumulator units (used to size the accumulator).
+    plan : LanePlan
+        How the engine's lanes form each product (:func:`lane_plan`).
     """
 
     w_int: np.ndarray
     terms: tuple
     a_int: np.ndarray
     products: np.ndarray
+    plan: LanePlan
 
 
 @functools.lru_cache(maxsize=64)
@@ -211,7 +358,13 @@ def tables(p: MacParams) -> MacTables:
         a_range = np.array([p.act_fmt.min_code, p.act_fmt.max_code], dtype=np.int64)
     rows = {MacMode.FIXP: w_int[:1], MacMode.POSIT: w_int[1:], MacMode.MIXED: w_int}[p.mode]
     products = np.unique(np.outer(rows.ravel(), a_range))
-    return MacTables(w_int=w_int, terms=terms, a_int=a_int, products=products)
+    # the lanes see only the weights of their mode (the other row stays zero)
+    seen = w_int * np.array([[p.mode is not MacMode.POSIT], [p.mode is not MacMode.FIXP]])
+    a_bits = (
+        int(np.abs(a_int).max()).bit_length() + 1 if p.mode is MacMode.POSIT else p.act_fmt.width
+    )
+    plan = lane_plan(tuple(tuple(int(v) for v in row) for row in seen), a_bits)
+    return MacTables(w_int=w_int, terms=terms, a_int=a_int, products=products, plan=plan)
 
 
 def _check_patterns(codes, what: str) -> np.ndarray:

@@ -67,6 +67,19 @@ def test_weight_tables_are_the_exact_values(es):
         assert len(digits) <= 2  # at most two shifted copies of the activation
 
 
+@pytest.mark.parametrize("p", SWEEP + posit_mac.pareto_sweep(), ids=lambda p: p.name)
+def test_lane_plan_stands_for_every_weight(p):
+    """Every weight the mode sees is (t0 + t1) << e of its plan's states: at most two
+    signed shifted copies of the activation and one of at most three post-shifts."""
+    t = posit_mac.tables(p)
+    plan = t.plan
+    rows = {MacMode.MIXED: (0, 1), MacMode.FIXP: (0,), MacMode.POSIT: (1,)}[p.mode]
+    for fmt in rows:
+        for pattern in range(16):
+            assert plan.value(fmt, pattern) == t.w_int[fmt][pattern]
+    assert len(plan.post_shifts) <= 3 and all(st[0] == (0, 0) for st in plan.states)
+
+
 def test_es1_posit_products_are_single_shifts():
     t = posit_mac.tables(DEFAULT)
     assert all(len(d) <= 1 for d in t.terms[1])

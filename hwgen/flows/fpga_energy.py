@@ -256,8 +256,10 @@ CELL_CLASSES = {
 
 #: Input pins fed by a dedicated chain from the previous cell, not by general routing.
 _CHAIN_PINS = {"CI", "CIN", "ACIN", "BCIN", "PCIN", "CARRYCASCIN", "MULTSIGNIN"}
-#: Clock pins: the clock net is priced by the clock term, not as a data net.
-_CLOCK_PINS = {"C", "CLK", "CK", "WCLK", "WCK", "CLKARDCLK", "CLKBWRCLK", "CLKA", "CLKB"}
+#: Clock pins: the clock net is priced by the clock term, not as a data net (``C`` is a clock
+#: only on an xc7 flip-flop: LUT4 and DSP48E1 have data pins called ``C``).
+_CLOCK_PINS = {"CLK", "CK", "WCLK", "WCK", "CLKARDCLK", "CLKBWRCLK", "CLKA", "CLKB"}
+_CLOCK_PINS |= {"CLK0", "CLK1", "CLK2", "CLK3"}
 
 # Behavioural models of the ECP5 cells whose Yosys model Icarus cannot use (see cell_library).
 _ECP5_OWN_MODELS = r"""
@@ -393,7 +395,7 @@ module DP16KD(
       default: unit = ad[3:0];
     endcase
   endfunction
-  function [17:0] rd(input integer w, input [13:0] ad);
+  function automatic [17:0] rd(input integer w, input [13:0] ad);
     reg [17:0] r;
     integer b;
     begin
@@ -402,7 +404,7 @@ module DP16KD(
       for (b = 0; b < w; b = b + 1) rd[b] = r[offset(w, unit(w, ad)) + b];
     end
   endfunction
-  task wr(input integer w, input [13:0] ad, input [17:0] d);
+  task automatic wr(input integer w, input [13:0] ad, input [17:0] d);
     integer b, base;
     begin
       base = offset(w, unit(w, ad));
@@ -601,7 +603,7 @@ def analyse(netlist: Mapping, top: str, family: str) -> dict:
                     driver[b] = cls
                     if cls == "clock":
                         clock_bits.add(b)
-            elif port in _CLOCK_PINS:
+            elif port in _CLOCK_PINS or (port == "C" and cls == "ff"):
                 clock_bits.update(ints)
             elif port not in _CHAIN_PINS and cls != "clock":
                 for b in ints:
@@ -809,9 +811,11 @@ def instrument(netlist_v: str, top: str, analysis: Mapping) -> str:
     added to ``hwgen_cnt[g]``: transitions of the settled values, one per clock cycle at most
     (zero-delay simulation has no real glitches; the coefficients are for functional toggles,
     as XPE's toggle rates and a SAIF from functional simulation are). ``hwgen_acc[k]`` counts
-    the edges of port k's clock with its enable expression true. Counting runs while
-    ``hwgen_on`` is 1 and had been 1 at the previous edge; task ``hwgen_dump`` adds the changes
-    of the last edge and writes the counters to ``counts.txt`` (``g`` and ``m`` lines).
+    the edges of port k's clock with its enable expression true while ``hwgen_on`` is 1 (the
+    testbench sets it between clock edges). Transitions made at those same edges are counted
+    one edge later (when ``hwgen_on`` had been 1 at the previous edge); task ``hwgen_dump`` adds
+    the changes of the last edge and writes the counters to ``counts.txt`` (``g`` and ``m``
+    lines).
     """
     grp = groups(analysis)
     nets, ports = analysis["nets"], analysis["ports"]
@@ -829,11 +833,14 @@ def instrument(netlist_v: str, top: str, analysis: Mapping) -> str:
         " hwgen_acc[hwgen_k] = 0;",
         "  end",
     ]
+    gather = []
     for g, (_key, members) in enumerate(grp):
         width = len(members)
         bits = ", ".join(nets[n][0] for n in reversed(members))
-        add.append(f"  wire [{width - 1}:0] hwgen_now{g} = {{{bits}}};")
-        add.append(f"  reg [{width - 1}:0] hwgen_prev{g};")
+        # gathered at the clock edge only: a continuous concatenation would be rebuilt on every
+        # event of every member net
+        add.append(f"  reg [{width - 1}:0] hwgen_now{g}, hwgen_prev{g};")
+        gather.append(f"      hwgen_now{g} = {{{bits}}};")
     widest = max([len(m) for _k, m in grp] + [1])
     # Icarus 11's $countones gives wrong sums inside expressions: count the bits by hand
     add += [
@@ -841,11 +848,12 @@ def instrument(netlist_v: str, top: str, analysis: Mapping) -> str:
         "    integer b;",
         "    begin",
         "      hwgen_pop = 0;",
-        "      for (b = 0; b < w; b = b + 1) hwgen_pop = hwgen_pop + v[b];",
+        "      for (b = 0; b < w; b = b + 1) if (v[b] === 1'b1) hwgen_pop = hwgen_pop + 1;",
         "    end",
         "  endfunction",
         "  task hwgen_sample;",
         "    begin",
+        *gather,
     ]
     for g, (_key, members) in enumerate(grp):
         add.append(
@@ -860,7 +868,7 @@ def instrument(netlist_v: str, top: str, analysis: Mapping) -> str:
     add.append("  end")
     for k, (clk, en, _width, _what) in enumerate(ports):
         add.append(
-            f"  always @(posedge {clk}) if (hwgen_on && hwgen_armed && ({en}))"
+            f"  always @(posedge {clk}) if (hwgen_on && ({en}))"
             f" hwgen_acc[{k}] = hwgen_acc[{k}] + 1;"
         )
     add += [
@@ -1216,8 +1224,8 @@ module @NAME@(
   assign DOBDO = dob;
   assign DOPADOP = dopa;
   assign DOPBDOP = dopb;
-  task access_port(input integer rw, input integer ww, input [@AW@-1:0] ad, input [7:0] we,
-            input [@DW@-1:0] di, input [@PW@-1:0] dip, input [255:0] mode,
+  task automatic access_port(input integer rw, input integer ww, input [@AW@-1:0] ad,
+            input [7:0] we, input [@DW@-1:0] di, input [@PW@-1:0] dip, input [255:0] mode,
             inout [@DW@-1:0] dout, inout [@PW@-1:0] dpout);
     integer rd, wd, ri, wi, k;
     reg wrote;

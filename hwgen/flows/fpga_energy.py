@@ -481,6 +481,10 @@ def cell_library(family: str) -> str:
         text = (share / "xilinx" / "cells_sim.v").read_text(encoding="utf-8")
         for name in ("RAMB18E1", "RAMB36E1"):
             text = text.replace(_modules(text)[name], _xilinx_bram_model(name))
+        for n in range(1, 7):
+            text = text.replace(
+                _modules(text)[f"LUT{n}"], _lut_model(f"LUT{n}", "O", _XC7_PINS[:n])
+            )
         return text
     mods: dict[str, str] = {}
     for name in ("common_sim.vh", "ccu2c_sim.vh", "cells_ff.vh"):
@@ -488,6 +492,8 @@ def cell_library(family: str) -> str:
     for name in ("TRELLIS_COMB", "DP16KD", "MULT18X18D"):
         mods.pop(name, None)
     mods = {k: v for k, v in mods.items() if not k.startswith("\\$__ABC9")}
+    mods["LUT4"] = _lut_model("LUT4", "Z", "ABCD")
+    mods["LUT2"] = _lut_model("LUT2", "Z", "AB")
     params = "\n".join(f"  parameter [319:0] INITVAL_{n:02X} = 320'h0;" for n in range(64))
     loads = "\n".join(
         f"    for (i = 0; i < 16; i = i + 1) mem[{n * 16} + i] = INITVAL_{n:02X}[20 * i +: 18];"
@@ -497,6 +503,25 @@ def cell_library(family: str) -> str:
         "    //@INITVAL_LOADS@", loads
     )
     return "\n\n".join(mods.values()) + "\n" + own
+
+
+_XC7_PINS = ("I0", "I1", "I2", "I3", "I4", "I5")
+
+
+def _lut_model(name: str, out: str, pins) -> str:
+    """A LUT as one indexed read of its INIT (first pin the least significant address bit).
+
+    Same function as Yosys's mux-tree models for 0/1 inputs, one event per input change instead
+    of one per tree level: the netlist simulation runs faster. An X input gives X.
+    """
+    pins = list(pins)
+    addr = ", ".join(reversed(pins))
+    return (
+        f"module {name}(output {out}, input {', '.join(pins)});\n"
+        f"  parameter [{2 ** len(pins) - 1}:0] INIT = 0;\n"
+        f"  assign {out} = INIT[{{{addr}}}];\n"
+        "endmodule"
+    )
 
 
 def _check_family(family: str) -> None:
@@ -841,26 +866,43 @@ def instrument(netlist_v: str, top: str, analysis: Mapping) -> str:
         # event of every member net
         add.append(f"  reg [{width - 1}:0] hwgen_now{g}, hwgen_prev{g};")
         gather.append(f"      hwgen_now{g} = {{{bits}}};")
-    widest = max([len(m) for _k, m in grp] + [1])
-    # Icarus 11's $countones gives wrong sums inside expressions: count the bits by hand
+    # Icarus 11's $countones gives wrong sums inside expressions: count 32 bits at a time
     add += [
-        f"  function integer hwgen_pop(input [{widest - 1}:0] v, input integer w);",
+        "  reg [31:0] hwgen_x;",
+        "  integer hwgen_c;",
+        "  function integer hwgen_pop32(input [31:0] x);",
         "    integer b;",
+        "    reg [31:0] y;",
         "    begin",
-        "      hwgen_pop = 0;",
-        "      for (b = 0; b < w; b = b + 1) if (v[b] === 1'b1) hwgen_pop = hwgen_pop + 1;",
+        "      if (^x === 1'bx) begin",  # X or Z bits: count the ones one by one
+        "        hwgen_pop32 = 0;",
+        "        for (b = 0; b < 32; b = b + 1) if (x[b] === 1'b1) hwgen_pop32 = hwgen_pop32 + 1;",
+        "      end else begin",
+        "        y = x - ((x >> 1) & 32'h55555555);",
+        "        y = (y & 32'h33333333) + ((y >> 2) & 32'h33333333);",
+        "        y = (y + (y >> 4)) & 32'h0f0f0f0f;",
+        "        hwgen_pop32 = (y * 32'h01010101) >> 24;",
+        "      end",
         "    end",
         "  endfunction",
-        "  task hwgen_sample;",
-        "    begin",
-        *gather,
     ]
     for g, (_key, members) in enumerate(grp):
-        add.append(
-            f"      if (hwgen_armed && hwgen_now{g} !== hwgen_prev{g}) hwgen_cnt[{g}] ="
-            f" hwgen_cnt[{g}] + hwgen_pop(hwgen_now{g} ^ hwgen_prev{g}, {len(members)});"
-        )
-        add.append(f"      hwgen_prev{g} = hwgen_now{g};")
+        chunks = -(-len(members) // 32)
+        add.append(f"  reg [{32 * chunks - 1}:0] hwgen_d{g};")
+    add += ["  task hwgen_sample;", "    begin", *gather]
+    for g, (_key, members) in enumerate(grp):
+        chunks = -(-len(members) // 32)
+        add += [
+            f"      if (hwgen_armed && hwgen_now{g} !== hwgen_prev{g}) begin",
+            f"        hwgen_d{g} = hwgen_now{g} ^ hwgen_prev{g};",
+            f"        for (hwgen_c = 0; hwgen_c < {chunks}; hwgen_c = hwgen_c + 1) begin",
+            f"          hwgen_x = hwgen_d{g}[hwgen_c * 32 +: 32];",
+            "          if (hwgen_x !== 0)",
+            f"            hwgen_cnt[{g}] = hwgen_cnt[{g}] + hwgen_pop32(hwgen_x);",
+            "        end",
+            "      end",
+            f"      hwgen_prev{g} = hwgen_now{g};",
+        ]
     add += ["    end", "  endtask"]
     add.append("  always @(posedge clk) begin")
     add.append("    hwgen_sample;")

@@ -73,23 +73,29 @@ def _changes(seq) -> int:
     return sum(_pc(a ^ b) for a, b in zip(seq[:-1], seq[1:], strict=True))
 
 
-def _run(tmp_path, text, top, family, words):
-    src = tmp_path / f"{top}.v"
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    """One folder per design and family for the module: a design is mapped once."""
+    return tmp_path_factory.mktemp("fpga_energy")
+
+
+def _run(work, text, top, family, words):
+    src = work / f"{top}.v"
     src.write_text(text)
     return fpga_energy.measure_netlist(
-        src, top, family, tmp_path / family, {"i": words}, len(words), len(words)
+        src, top, family, work / f"{top}_{family}", {"i": words}, len(words), len(words)
     )
 
 
 @pytest.mark.parametrize("family", fpga_energy.FAMILIES)
-def test_registered_adder_counts_by_hand(tmp_path, family):
+def test_registered_adder_counts_by_hand(work, family):
     rng = random.Random(1)
     words = [rng.randrange(1 << 16) for _ in range(N)]
     a = [w & 0xFF for w in words]
     b = [w >> 8 for w in words]
     total = [x + y for x, y in zip(a, b, strict=True)]
     carry_in = [(x + y) ^ x ^ y for x, y in zip(a, b, strict=True)]  # bit k: carry into bit k
-    r = _run(tmp_path, _ADDER, "add8", family, words)
+    r = _run(work, _ADDER, "add8", family, words)
     t = r["totals"]
     # the word on the bus during reset is word 0; edge k loads word k - 1 into ra/rb, so ra and
     # rb step through all N words and s (one clock later) through the sums of words 0..N-2
@@ -114,8 +120,8 @@ def test_registered_adder_counts_by_hand(tmp_path, family):
 
 
 @pytest.mark.parametrize("family", fpga_energy.FAMILIES)
-def test_constant_input_costs_only_the_clock(tmp_path, family):
-    r = _run(tmp_path, _ADDER, "add8", family, [0x5A3C] * N)
+def test_constant_input_costs_only_the_clock(work, family):
+    r = _run(work, _ADDER, "add8", family, [0x5A3C] * N)
     e = r["energy_per_element"]
     clock = 0.03 * 25  # u per flip-flop per clock, 25 flip-flops, one element per clock
     assert e["clock"] == pytest.approx(clock)
@@ -136,10 +142,10 @@ def _width_factor(area: int, full: int) -> float:
 @pytest.mark.parametrize(
     ("family", "cell", "coef"), [("xc7", "DSP48E1", 70.0), ("ecp5", "MULT18X18D", 60.0)]
 )
-def test_single_multiply_counts_its_input_activity(tmp_path, family, cell, coef):
+def test_single_multiply_counts_its_input_activity(work, family, cell, coef):
     rng = random.Random(2)
     words = [rng.randrange(1 << 32) for _ in range(N)]
-    r = _run(tmp_path, _MULT, "mul16", family, words)
+    r = _run(work, _MULT, "mul16", family, words)
     (dsp,) = r["totals"]["dsps"]
     assert r["cells"][cell] == 1
     # both 16-bit operands come straight from the input bus: 32 data pins in use
@@ -156,18 +162,18 @@ def test_single_multiply_counts_its_input_activity(tmp_path, family, cell, coef)
 @pytest.mark.parametrize(
     ("family", "cell", "read"), [("xc7", "RAMB18E1", 60.0), ("ecp5", "DP16KD", 50.0)]
 )
-def test_table_read_once_per_clock(tmp_path, family, cell, read):
+def test_table_read_once_per_clock(work, family, cell, read):
     rng = random.Random(3)
     addrs = [rng.randrange(1024) for _ in range(N)]
     words = [a << 16 for a in addrs]  # write enable (bit 26) low throughout
-    r = _run(tmp_path, _TABLE, "tab", family, words)
+    r = _run(work, _TABLE, "tab", family, words)
     t = r["totals"]
     assert r["cells"][cell] == 1
     assert (t["bram_reads"], t["bram_writes"]) == (N, 0)
     bram = r["energy_per_element"]["bram"] - 0.2 * r["per_element"]["bram_loads"]
     assert bram == pytest.approx(read)
     # the cell model reads what the initial block wrote: out k is the word read at edge k - 1
-    got = [int(w, 16) for w in (tmp_path / family / "outputs.txt").read_text().split()]
+    got = [int(w, 16) for w in (work / f"tab_{family}" / "outputs.txt").read_text().split()]
     want = [(a * 37 + 5) & 0xFFFF for a in [addrs[0]] + addrs[:-1]]
     assert got == want
 

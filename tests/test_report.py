@@ -284,3 +284,16 @@ def test_fpga_energy_pairs_sensitivity_and_section(fake_results):
     assert "| gelu | `gelu_b` | 0.07 | 15.00x | 0.08 | 12.50x | 0.25 | 4.00x | 8.01x |" in text
     assert "`ramb18_read` | xc7 | 60 |" in text
     assert "![FPGA energy by primitive class](energy_classes.png)" in text
+
+
+def test_variants_are_same_width_modes_of_dot_operators():
+    variants = report.variant_configs()
+    assert variants, "a dot-product operator without a baseline has same-width variants"
+    for cfg in variants:
+        op = registry.get(cfg.stem)
+        assert op.interface is registry.Interface.DOT and op.baseline_for is None
+        assert cfg.params.lanes == op.params().lanes and cfg.params != op.params()
+        assert cfg.role == "variant"
+    jobs = {cfg.name: units for cfg, units in report.plan()}
+    assert all(jobs[cfg.name] == report.VARIANT_UNITS for cfg in variants)
+    assert all(set(report.ENERGY_UNITS) <= set(jobs[c.name]) for c in report.default_configs())

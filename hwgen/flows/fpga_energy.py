@@ -25,6 +25,7 @@ that each verdict survives every coefficient halved and doubled (:func:`sensitiv
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .power import _bit_exprs
-from .tools import ToolMissingError, find_tool, run_logged
+from .tools import ToolMissingError, find_tool, run_logged, yosys_version_of
 
 __all__ = [
     "COEFFICIENTS",
@@ -481,10 +482,6 @@ def cell_library(family: str) -> str:
         text = (share / "xilinx" / "cells_sim.v").read_text(encoding="utf-8")
         for name in ("RAMB18E1", "RAMB36E1"):
             text = text.replace(_modules(text)[name], _xilinx_bram_model(name))
-        for n in range(1, 7):
-            text = text.replace(
-                _modules(text)[f"LUT{n}"], _lut_model(f"LUT{n}", "O", _XC7_PINS[:n])
-            )
         return text
     mods: dict[str, str] = {}
     for name in ("common_sim.vh", "ccu2c_sim.vh", "cells_ff.vh"):
@@ -492,8 +489,6 @@ def cell_library(family: str) -> str:
     for name in ("TRELLIS_COMB", "DP16KD", "MULT18X18D"):
         mods.pop(name, None)
     mods = {k: v for k, v in mods.items() if not k.startswith("\\$__ABC9")}
-    mods["LUT4"] = _lut_model("LUT4", "Z", "ABCD")
-    mods["LUT2"] = _lut_model("LUT2", "Z", "AB")
     params = "\n".join(f"  parameter [319:0] INITVAL_{n:02X} = 320'h0;" for n in range(64))
     loads = "\n".join(
         f"    for (i = 0; i < 16; i = i + 1) mem[{n * 16} + i] = INITVAL_{n:02X}[20 * i +: 18];"
@@ -503,25 +498,6 @@ def cell_library(family: str) -> str:
         "    //@INITVAL_LOADS@", loads
     )
     return "\n\n".join(mods.values()) + "\n" + own
-
-
-_XC7_PINS = ("I0", "I1", "I2", "I3", "I4", "I5")
-
-
-def _lut_model(name: str, out: str, pins) -> str:
-    """A LUT as one indexed read of its INIT (first pin the least significant address bit).
-
-    Same function as Yosys's mux-tree models for 0/1 inputs, one event per input change instead
-    of one per tree level: the netlist simulation runs faster. An X input gives X.
-    """
-    pins = list(pins)
-    addr = ", ".join(reversed(pins))
-    return (
-        f"module {name}(output {out}, input {', '.join(pins)});\n"
-        f"  parameter [{2 ** len(pins) - 1}:0] INIT = 0;\n"
-        f"  assign {out} = INIT[{{{addr}}}];\n"
-        "endmodule"
-    )
 
 
 def _check_family(family: str) -> None:
@@ -567,6 +543,15 @@ def mapped_netlist(
         shutil.copyfile(src, dst)
     synth_cmd = _SYNTH_COMMANDS[family].format(top=top, netlist=f"{family}_synth.json")
     script = _MAP_SCRIPT.format(src="design.v", synth=synth_cmd, family=family)
+    outputs = (out / f"{family}_mapped.v", out / f"{family}_mapped.json")
+    # the same design, script and Yosys mapped already in this folder: reuse it
+    key = hashlib.sha256(
+        (dst.read_text(encoding="utf-8") + script + yosys_version_of(yosys)).encode()
+    ).hexdigest()
+    key_path = out / f"{family}_energy.key"
+    if all(p.exists() for p in outputs) and key_path.exists() and key_path.read_text() == key:
+        return outputs
+    key_path.unlink(missing_ok=True)
     (out / f"{family}_energy.ys").write_text(script, encoding="utf-8")
     if progress is not None:
         progress(f"yosys {family}: {synth_cmd}")
@@ -576,7 +561,8 @@ def mapped_netlist(
         out / f"{family}_energy.log",
         f"yosys ({family} energy netlist)",
     )
-    return out / f"{family}_mapped.v", out / f"{family}_mapped.json"
+    key_path.write_text(key)
+    return outputs
 
 
 def _param(cell: Mapping, name: str, default=None):

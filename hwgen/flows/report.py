@@ -999,9 +999,8 @@ def _energy_plot(results: list[Mapping], out_dir: Path, plt) -> Path | None:
             bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
         ax.set_xticks(range(len(designs)))
         ax.set_xticklabels(names, rotation=60, ha="right", fontsize=6)
-        ax.set_ylabel("u per element (u: one LUT output on a fanout-3 net)")
-        ax.set_title(f"{FAMILY_TITLES[fam]}: FPGA energy by primitive class")
-        ax.set_yscale("log")
+        ax.set_ylabel("u per element")
+        ax.set_title(f"{FAMILY_TITLES[fam]}: FPGA energy by primitive class", fontsize=10)
         ax.grid(True, axis="y", alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.tight_layout()

@@ -1,9 +1,9 @@
 """``python -m hwgen``: every flow for every registered operator, from the contract alone.
 
 Subcommands: ``list`` (operators and defaults), ``verilog``, ``synth`` (Yosys counts, nextpnr
-Fmax), ``errors`` (golden model against float64), ``report`` (everything as one Markdown file),
-``accuracy`` (DeiT top-1 through the operators), ``bitstream`` (board self-test) and ``formal``
-(stream proofs).
+Fmax), ``energy`` (the FPGA energy model on the mapped primitives), ``errors`` (golden model
+against float64), ``report`` (everything as one Markdown file), ``accuracy`` (DeiT top-1 through
+the operators), ``bitstream`` (board self-test) and ``formal`` (stream proofs).
 
 Every failure the user can fix (unknown operator, bad parameter, missing tool) ends the
 program with one line on stderr and exit status 2, never a traceback.
@@ -200,6 +200,37 @@ def cmd_accuracy(args) -> None:
     print(f"\nwrote {out_dir / stem}.json and .md")
 
 
+def cmd_energy(args) -> None:
+    from .flows import fpga_energy
+
+    families = tuple(f for f in args.family.split(",") if f)
+    for fam in families:
+        if fam not in fpga_energy.FAMILIES:
+            raise ValueError(
+                f"unknown family {fam!r}; choose from {', '.join(fpga_energy.FAMILIES)}"
+            )
+    for name, params in _configs(args):
+        work = ROOT / "build" / "energy" / params.name
+        emitted = registry.write_verilog(name, params, work)
+        for fam in families:
+            print(f"{params.name} on {fam}", flush=True)
+            result = fpga_energy.measure(
+                name,
+                params,
+                emitted.path,
+                work / fam,
+                fam,
+                n_elements=args.elements,
+                progress=lambda msg: print(f"    {msg}", flush=True),
+            )
+            e = result["energy_per_element"]
+            parts = ", ".join(f"{k} {e[k]:.1f}" for k in fpga_energy.CLASSES)
+            print(f"    {e['total']:.1f} u per element ({parts}); data: {result['data']}")
+            out = Path(args.report_dir) / f"{params.name}_{fam}.json"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+
+
 def cmd_list(args) -> None:
     for op in registry.OPERATORS.values():
         print(f"{op.name}: {op.summary}")
@@ -319,6 +350,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the per-configuration JSON goes (reports/synth/)",
     )
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser(
+        "energy", help="FPGA energy model: activity on the mapped xc7 / ECP5 primitives"
+    )
+    with_config(p, "every configuration of the operator's param_sweep()")
+    p.add_argument("--family", default="xc7,ecp5", help="xc7, ecp5 or both, comma-separated")
+    p.add_argument("--elements", type=int, default=2048, help="elements streamed through")
+    p.add_argument(
+        "--report-dir",
+        default=str(ROOT / "build" / "energy"),
+        help="where <config>_<family>.json goes (build/energy/)",
+    )
+    p.set_defaults(func=cmd_energy)
 
     p = sub.add_parser("errors", help="error of the golden model against float64, all inputs")
     with_config(p, "every configuration of the operator's param_sweep()")

@@ -62,8 +62,13 @@ POWER_ELEMENTS = 2048
 RESOURCES = ("lut", "ff", "dsp", "bram", "carry")
 FAMILY_TITLES = {"xc7": "Xilinx 7-series", "ecp5": "Lattice ECP5", "ice40": "Lattice iCE40"}
 
+#: FPGA energy-model units (activity on the mapped primitives, one per family).
+ENERGY_UNITS = ("energy_xc7", "energy_ecp5")
 #: Units that every default and baseline configuration gets.
-FULL_UNITS = ("errors", "xc7", "ecp5", "ice40", "power")
+FULL_UNITS = ("errors", "xc7", "ecp5", "ice40", "power", *ENERGY_UNITS)
+#: Units of a variant (another configuration of an operator without a registered baseline that
+#: its default is compared with, e.g. a dot-product engine's other weight modes).
+VARIANT_UNITS = ("errors", "xc7", "ecp5", "power", *ENERGY_UNITS)
 #: Units of a Pareto-sweep configuration (``--full``: :data:`FULL_UNITS` without power).
 SWEEP_UNITS = ("errors", "ecp5")
 
@@ -85,7 +90,8 @@ class Config:
         Its parameters.
     role : str
         ``"default"`` (an approximate operator's default), ``"baseline"`` (a baseline kind's
-        default) or ``"sweep"`` (a point of a Pareto sweep).
+        default), ``"variant"`` (see :func:`variant_configs`) or ``"sweep"`` (a point of a
+        Pareto sweep).
     """
 
     stem: str
@@ -128,6 +134,24 @@ def baseline_configs(stem: str) -> list[Config]:
     return out
 
 
+def variant_configs() -> list[Config]:
+    """Points of a dot-product engine's ``pareto_sweep()`` with its default's lane count.
+
+    A ``dot`` operator has no conventional baseline registered; its own other modes at the same
+    width (e.g. the MAC's all-FixP4 and all-posit engines) are what its default is compared with
+    in the energy model. ``lanes`` is part of the ``dot`` contract.
+    """
+    out = []
+    for stem, op in registry.OPERATORS.items():
+        if op.interface is not Interface.DOT or baseline_for(stem) is not None:
+            continue
+        default = op.params()
+        for p in op.pareto_sweep():
+            if p.lanes == default.lanes and p.name != default.name:
+                out.append(Config(stem, p, "variant"))
+    return out
+
+
 def sweep_configs(full: bool = False) -> list[Config]:
     """Pareto-sweep points of every approximate operator (with ``full``: baselines' sweeps)."""
     out = []
@@ -144,6 +168,8 @@ def plan(full: bool = False, only: Iterable[str] = ()) -> list[tuple[Config, tup
     jobs: dict[str, tuple[Config, tuple[str, ...]]] = {}
     for cfg in default_configs():
         jobs[cfg.name] = (cfg, FULL_UNITS)
+    for cfg in variant_configs():
+        jobs.setdefault(cfg.name, (cfg, VARIANT_UNITS))
     sweep_units = ("errors", "xc7", "ecp5", "ice40") if full else SWEEP_UNITS
     for cfg in sweep_configs(full):
         if cfg.name not in jobs:
@@ -274,7 +300,7 @@ def run_config(
         (unit -> message), ``seconds`` (unit -> wall time of a computed unit). With
         ``cached_only`` tool units missing from the cache are left out (``skipped``).
     """
-    from . import power, synth
+    from . import fpga_energy, power, synth
 
     cache = Cache(cache_dir)
     p = cfg.params
@@ -360,6 +386,25 @@ def run_config(
             ),
         ),
     }
+    for fam in fpga_energy.FAMILIES:
+        recipes[f"energy_{fam}"] = (
+            {
+                **rtl,
+                "yosys": tools.get("yosys"),
+                "iverilog": tools.get("iverilog"),
+                "n": POWER_ELEMENTS,
+                "model": fpga_energy.MODEL_VERSION,
+            },
+            lambda fam=fam: fpga_energy.measure(
+                cfg.stem,
+                p,
+                vpath,
+                work / f"energy_{fam}",
+                fam,
+                n_elements=POWER_ELEMENTS,
+                progress=log,
+            ),
+        )
     for unit in units:
         parts, compute = recipes[unit]
         if cached_only and unit != "errors" and cache.lookup(cfg.name, unit, parts) is None:
@@ -557,7 +602,8 @@ def ratio_rows(results: list[Mapping]) -> list[dict]:
 def ratio_table(rows: list[Mapping]) -> str:
     head = (
         "| operator | baseline | family | LUT | FF | DSP | BRAM | carry | Fmax "
-        "| energy / element | saving (baseline ÷ approx.) | PEANO-ViT power efficiency |"
+        "| ASIC-style proxy energy | proxy saving (baseline ÷ approx.) "
+        "| PEANO-ViT power efficiency |"
     )
     lines = [head, "|---|---|---|" + "---:|" * 9]
     for r in rows:
@@ -601,6 +647,137 @@ def power_table(results: list[Mapping]) -> str:
             f"| `{res['name']}` | {res['role']} | {t['ff']:.0f} | {t['comb']:.0f} | {t['in']:.1f} "
             f"| {pw['mem_bits_per_element']:.1f} | {pw['weighted_per_element']:.0f} "
             f"| {pw['energy_per_element']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _fpga_energy(res: Mapping, family: str) -> dict | None:
+    """Energy per element by class on ``family``, from the cached counts and today's table."""
+    from . import fpga_energy
+
+    unit = res["units"].get(f"energy_{family}")
+    return fpga_energy.energy(unit["per_element"], family) if unit else None
+
+
+def energy_pairs(results: list[Mapping]) -> list[dict]:
+    """(approximate default, what it is compared with) pairs of the FPGA energy model.
+
+    Returns
+    -------
+    list of dict
+        ``op``, ``approx`` and ``other`` (results), ``role`` (``"baseline"`` or ``"variant"``)
+        and ``claim`` (PEANO-ViT's factor for a baseline pair, else None).
+    """
+    approx = {r["stem"]: r for r in results if r["role"] == "default"}
+    pairs = []
+    for res in results:
+        if res["role"] == "baseline":
+            op = baseline_for(res["stem"])
+        elif res["role"] == "variant":
+            op = res["stem"]
+        else:
+            continue
+        if op not in approx:
+            continue
+        claim = registry.get(op).peano_vit if res["role"] == "baseline" else None
+        pairs.append(
+            {"op": op, "approx": approx[op], "other": res, "role": res["role"], "claim": claim}
+        )
+    return pairs
+
+
+def coefficient_table() -> str:
+    """Markdown: every coefficient of the FPGA energy model with its unit and source."""
+    from . import fpga_energy
+
+    lines = ["| coefficient | family | value | unit | source |", "|---|---|---:|---|---|"]
+    for c in fpga_energy.COEFFICIENTS:
+        lines.append(f"| `{c.name}` | {c.family} | {c.value:g} | {c.unit} | {c.source} |")
+    return "\n".join(lines) + "\n"
+
+
+def fpga_energy_table(results: list[Mapping]) -> str:
+    """Markdown: FPGA energy per element by primitive class, per design and family."""
+    from . import fpga_energy
+
+    head = (
+        "| configuration | role | family | "
+        + " | ".join(fpga_energy.CLASSES)
+        + " | **total (u / element)** | ASIC-style proxy | time (s) |"
+    )
+    lines = [head, "|---|---|---|" + "---:|" * (len(fpga_energy.CLASSES) + 3)]
+    for res in results:
+        for fam in fpga_energy.FAMILIES:
+            e = _fpga_energy(res, fam)
+            if e is None:
+                continue
+            unit = res["units"][f"energy_{fam}"]
+            secs = sum(unit.get("seconds", {}).values())
+            cells = " | ".join(f"{e[k]:.1f}" for k in fpga_energy.CLASSES)
+            lines.append(
+                f"| `{res['name']}` | {res['role']} | {fam} | {cells} | **{e['total']:.1f}** "
+                f"| {_fmt(_power_energy(res), 0)} | {secs:.0f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def fpga_ratio_table(pairs: list[Mapping]) -> str:
+    """Markdown: approximate / baseline energy under both models, next to PEANO-ViT's factor."""
+    lines = [
+        "| operator | compared with | xc7: approx. / other | xc7 saving | ECP5: approx. / other "
+        "| ECP5 saving | ASIC-style proxy: approx. / other | proxy saving | PEANO-ViT |",
+        "|---|---|" + "---:|" * 7,
+    ]
+    for pr in pairs:
+        cells = []
+        for fam in ("xc7", "ecp5"):
+            a, b = _fpga_energy(pr["approx"], fam), _fpga_energy(pr["other"], fam)
+            r = a["total"] / b["total"] if a and b else None
+            cells += [_ratio(r), f"{1 / r:.2f}x" if r else "–"]
+        ga, gb = _power_energy(pr["approx"]), _power_energy(pr["other"])
+        g = ga / gb if ga and gb else None
+        cells += [_ratio(g), f"{1 / g:.2f}x" if g else "–"]
+        claim = f"{pr['claim']:.2f}x" if pr["claim"] else "–"
+        lines.append(
+            f"| {pr['op']} | `{pr['other']['name']}` | " + " | ".join(cells) + f" | {claim} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def sensitivity_rows(pairs: list[Mapping]) -> list[dict]:
+    """:func:`hwgen.flows.fpga_energy.sensitivity` of every pair on every family."""
+    from . import fpga_energy
+
+    rows = []
+    for pr in pairs:
+        for fam in fpga_energy.FAMILIES:
+            ua = pr["approx"]["units"].get(f"energy_{fam}")
+            ub = pr["other"]["units"].get(f"energy_{fam}")
+            if not ua or not ub:
+                continue
+            sens = fpga_energy.sensitivity(ua["per_element"], ub["per_element"], fam, pr["claim"])
+            rows.append({"op": pr["op"], "other": pr["other"]["name"], "family": fam, **sens})
+    return rows
+
+
+def sensitivity_table(rows: list[Mapping]) -> str:
+    def verdict(value, survives) -> str:
+        if value is None:
+            return "–"
+        return ("yes" if value else "no") + (", survives" if survives else ", **flips**")
+
+    lines = [
+        "| operator | compared with | family | saving | saving range (each coefficient x0.5, x2) "
+        "| approx. cheaper? | PEANO-ViT factor reached? | verdict changed by |",
+        "|---|---|---|---:|---:|---|---|---|",
+    ]
+    for r in rows:
+        cheaper = verdict(r["cheaper"], r["cheaper_survives"])
+        reached = verdict(r["reached"], r["reached_survives"])
+        lines.append(
+            f"| {r['op']} | `{r['other']}` | {r['family']} | {r['saving']:.2f}x "
+            f"| {r['low']:.2f}x – {r['high']:.2f}x | {cheaper} "
+            f"| {reached} | {', '.join(r['flips']) or '–'} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -767,6 +944,9 @@ def write_plots(results: list[Mapping], out_dir: str | os.PathLike) -> list[Path
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
+    energy_plot = _energy_plot(results, out_dir, plt)
+    if energy_plot is not None:
+        written.append(energy_plot)
     rows = [r for r in ratio_rows(results) if r["family"] == "ecp5"]
     if rows:
         keys = [*RESOURCES, "energy"]
@@ -794,6 +974,40 @@ def write_plots(results: list[Mapping], out_dir: str | os.PathLike) -> list[Path
         plt.close(fig)
         written.append(path)
     return written
+
+
+def _energy_plot(results: list[Mapping], out_dir: Path, plt) -> Path | None:
+    """Stacked bars: FPGA energy per element by primitive class, per design, xc7 and ECP5."""
+    from . import fpga_energy
+
+    designs = [
+        r
+        for r in results
+        if r["role"] in ("default", "baseline", "variant")
+        and any(f"energy_{fam}" in r["units"] for fam in fpga_energy.FAMILIES)
+    ]
+    if not designs:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=False)
+    colors = plt.get_cmap("tab10").colors
+    for ax, fam in zip(axes, fpga_energy.FAMILIES, strict=True):
+        names = [r["name"] for r in designs]
+        bottom = [0.0] * len(designs)
+        for n, cls in enumerate(fpga_energy.CLASSES):
+            vals = [(_fpga_energy(r, fam) or {}).get(cls, 0.0) for r in designs]
+            ax.bar(range(len(designs)), vals, bottom=bottom, color=colors[n], label=cls)
+            bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+        ax.set_xticks(range(len(designs)))
+        ax.set_xticklabels(names, rotation=60, ha="right", fontsize=6)
+        ax.set_ylabel("u per element")
+        ax.set_title(f"{FAMILY_TITLES[fam]}: FPGA energy by primitive class", fontsize=10)
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    path = out_dir / "energy_classes.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _short(res: Mapping) -> str:
@@ -872,8 +1086,9 @@ def render(
             out += ["![approximate / baseline ratios on ECP5](ratios.png)", ""]
     else:
         out += ["No baseline operators are registered yet.", ""]
+    out += _fpga_energy_section(results, plots)
     out += [
-        "## Switching-energy estimate",
+        "## Gate-level switching estimate (ASIC-style proxy)",
         "",
         _POWER_NOTE.format(elements=POWER_ELEMENTS, mem=_fmt_weight()),
         "",
@@ -921,6 +1136,66 @@ def render(
     if failed:
         out += ["## Failed runs", ""] + [f"- `{n}` {u}: {m}" for n, u, m in failed] + [""]
     return "\n".join(out).rstrip() + "\n"
+
+
+_FPGA_NOTE = """\
+**What this model is.** Each design is synthesised by Yosys to the family's primitives
+(`synth_xilinx -family xc7 -noiopad -flatten`: LUT1-6, FFs, CARRY4, MUXF7/8, SRL/LUTRAM, DSP48E1,
+RAMB18E1/36E1; `synth_ecp5`: LUT4, FFs, CCU2C, PFUMX, MULT18X18D, DP16KD), and Icarus Verilog runs
+the mapped netlist against Yosys's cell models (own behavioural models of RAMB18E1/36E1, DP16KD
+and MULT18X18D, for which Yosys ships none that simulates) on the same {elements} realistic
+elements as the proxy below; the netlist's outputs are checked against the golden model. At every
+clock edge the settled value of every net is compared with the previous one. Per element:
+transitions of LUT, FF and carry outputs, each charged its driver coefficient plus
+`net_per_load` x fanout (dedicated carry and cascade links are not routing); a clock term for
+every flip-flop every cycle; DSP multiplies as input-bit toggles on the multiplier's used data pins
+expressed as operations at 38 % input activity, scaled by the used width; block-RAM port accesses
+with the port enabled, reads and writes apart. Units: u = one LUT-output transition on a fanout-3
+net (0.4 + 0.2 x 3; on xc7 u is about 0.15 pJ). The coefficients were fixed before any design was
+compared and are not tuned.
+
+**What it is not.** No glitches (zero-delay simulation, settled values only: soft multipliers and
+deep dividers glitch far more in silicon, so their share is a lower bound), no static power, no
+I/O, the clock tree as a per-flip-flop constant, DSP and block-RAM energies from a handful of
+published anchors, each +-2x at best: hence the sensitivity check, which halves and doubles each
+energy coefficient in turn and says whether the verdict survives. ECP5's CCU2C holds the LUT4s of
+its adder bits, so their activity is charged as carry outputs; on xc7 they are separate LUTs.
+"""
+
+
+def _fpga_energy_section(results: list[Mapping], plots) -> list[str]:
+    """The report's FPGA energy-model section (empty when no energy unit ran)."""
+    designs = [r for r in results if r["role"] in ("default", "baseline", "variant")]
+    if not any(u in r["units"] for r in designs for u in ENERGY_UNITS):
+        return []
+    pairs = energy_pairs(results)
+    out = [
+        "## FPGA energy model (activity on the mapped primitives)",
+        "",
+        _FPGA_NOTE.format(elements=POWER_ELEMENTS),
+        "",
+        "### Energy per element by primitive class (u)",
+        "",
+        fpga_energy_table(designs),
+    ]
+    if "energy_classes.png" in plots:
+        out += ["![FPGA energy by primitive class](energy_classes.png)", ""]
+    if pairs:
+        out += [
+            "### Approximate / baseline under both models",
+            "",
+            "Approximate default ÷ the design it is compared with (below 1: the approximate "
+            "design uses less); the saving columns invert it so they read like PEANO-ViT's "
+            "published power-efficiency factors. A `variant` is another mode of an operator that "
+            "has no registered baseline, at the same lane count.",
+            "",
+            fpga_ratio_table(pairs),
+            "### Sensitivity of the verdicts",
+            "",
+            sensitivity_table(sensitivity_rows(pairs)),
+        ]
+    out += ["### Coefficients", "", coefficient_table()]
+    return out
 
 
 def _fmt_weight() -> str:

@@ -7,7 +7,6 @@ The arithmetic is :func:`golden.posit_mac.emulate`; the weight decode tables com
 from __future__ import annotations
 
 from functools import reduce
-from types import SimpleNamespace
 
 import numpy as np
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -18,7 +17,7 @@ from amaranth.lib.wiring import In, Out
 from golden import posit_mac as golden_mac
 from golden.posit_mac import MacMode, MacParams
 
-from ..lib.pipeline import Levels, Stages, built, fix_shape
+from ..lib.pipeline import Levels, Stages, fix_shape
 
 __all__ = ["MacEngine"]
 
@@ -90,8 +89,13 @@ class MacEngine(wiring.Component):
         return (self.params.lanes - 1).bit_length()
 
     @property
+    def _pipe_depth(self) -> int:
+        # input register, three product levels, the adder tree, the accumulator
+        return 5 + self.tree_depth
+
+    @property
     def latency(self) -> int:
-        return built(self).pipe + _FIFO_LATENCY
+        return self._pipe_depth + _FIFO_LATENCY
 
     def elaborate(self, platform):
         m = Module()
@@ -99,15 +103,26 @@ class MacEngine(wiring.Component):
         t = golden_mac.tables(p)
         # The pipeline runs freely (no stall enable fanned out to every register, which
         # limited the clock); results go into a FIFO that always has room for everything in
-        # flight, and the input is ready only while it does. The valid bit and the dot
-        # product's framing ride beside the datapath.
-        beat = self.i.payload
-        lv = Levels(
-            Stages(m), "mac", valid=self.i.valid & self.i.ready, first=beat.first, last=beat.last
-        )
+        # flight, and the input is ready only while it does.
+        en = Const(1)
+        depth = self._pipe_depth + _FIFO_SLACK
+        m.submodules.out_fifo = fifo = SyncFIFOBuffered(width=p.acc_fmt.width, depth=depth)
+        m.d.comb += [
+            self.i.ready.eq(fifo.level <= depth - self._pipe_depth - 1),
+            self.o.valid.eq(fifo.r_rdy),
+            self.o.payload.eq(fifo.r_data),
+            fifo.r_en.eq(self.o.ready),
+        ]
+        st = Stages(m)
+        lv = Levels(st, "mac")
+        valid = self.i.valid
 
         # 1: input register
-        s = lv.next(w=Cat(*beat.w), fmt=beat.w_is_posit, a=Cat(*beat.a))
+        beat = self.i.payload
+        s = lv.next(
+            w=Cat(*beat.w), fmt=beat.w_is_posit, a=Cat(*beat.a), first=beat.first, last=beat.last
+        )
+        v = _valid_stage(m, en, valid & self.i.ready, "mac_valid1")
         a_width = 4 if p.mode is MacMode.POSIT else p.act_fmt.width
         lanes_w = [s.w[4 * k : 4 * k + 4] for k in range(p.lanes)]
         lanes_a = [s.a[a_width * k : a_width * (k + 1)] for k in range(p.lanes)]
@@ -121,43 +136,39 @@ class MacEngine(wiring.Component):
             lanes_a = [a.as_signed() for a in lanes_a]
 
         # 2, 3, 4: each lane's product: shifted terms, their signs, their sum
-        level = self._shift_add_products(lv, s.fmt, lanes_w, lanes_a, t)
+        products = self._shift_add_products(lv, s, lanes_w, lanes_a, t)
+        for n in (2, 3, 4):
+            v = _valid_stage(m, en, v, f"mac_valid{n}")
 
         # 5 ..: adder tree, one level of pairwise sums per clock
-        for _ in range(self.tree_depth):
+        level = products.values
+        for depth in range(self.tree_depth):
             pairs = [
                 level[k] + level[k + 1] if k + 1 < len(level) else level[k]
                 for k in range(0, len(level), 2)
             ]
-            s = lv.next(**{f"sum{k}": v_ for k, v_ in enumerate(pairs)})
+            s = lv.next(
+                **{f"sum{k}": v_ for k, v_ in enumerate(pairs)},
+                first=products.first,
+                last=products.last,
+            )
             level = [getattr(s, f"sum{k}") for k in range(len(pairs))]
+            products.first, products.last = s.first, s.last
+            v = _valid_stage(m, en, v, f"mac_valid_tree{depth}")
         total = level[0]
 
         # last: accumulate; a `last` beat's value goes into the FIFO
         acc = Signal(fix_shape(p.acc_fmt), name="acc")
-        acc_next = Mux(lv.side.first, 0, acc) + total
+        acc_next = Mux(products.first, 0, acc) + total
         out_valid = Signal(name="acc_valid")
-        m.d.sync += out_valid.eq(lv.valid & lv.side.last)
-        with m.If(lv.valid):
+        m.d.sync += out_valid.eq(v & products.last)
+        with m.If(v):
             m.d.sync += acc.eq(acc_next)
-        pipe_depth = lv.depth + 1
-        self.depths = SimpleNamespace(pipe=pipe_depth)
-
-        depth = pipe_depth + _FIFO_SLACK
-        m.submodules.out_fifo = fifo = SyncFIFOBuffered(width=p.acc_fmt.width, depth=depth)
-        m.d.comb += [
-            self.i.ready.eq(fifo.level <= depth - pipe_depth - 1),
-            self.o.valid.eq(fifo.r_rdy),
-            self.o.payload.eq(fifo.r_data),
-            fifo.r_en.eq(self.o.ready),
-            fifo.w_data.eq(acc),
-            fifo.w_en.eq(out_valid),
-        ]
+        m.d.comb += [fifo.w_data.eq(acc), fifo.w_en.eq(out_valid)]
         return m
 
-    def _shift_add_products(self, lv, fmt, lanes_w, lanes_a, t):
-        """Products as up to two signed shifted copies of the activation (three levels); ``fmt``
-        holds each lane's weight format bit."""
+    def _shift_add_products(self, lv, s, lanes_w, lanes_a, t):
+        """Products as up to two signed shifted copies of the activation (three levels)."""
         p = self.params
         # signed digits of every weight the mode can see, indexed like the lane's table index
         rows = {
@@ -170,7 +181,7 @@ class MacEngine(wiring.Component):
         shift_sets = [sorted({d[j][1] for d in rows if j < len(d)}) or [0] for j in range(n_terms)]
         mags, negs = {}, {}
         for k in range(p.lanes):
-            index = Cat(lanes_w[k], fmt[k]) if p.mode is MacMode.MIXED else lanes_w[k]
+            index = Cat(lanes_w[k], s.fmt[k]) if p.mode is MacMode.MIXED else lanes_w[k]
             for j, shifts in enumerate(shift_sets):
                 digits = [d[j] if j < len(d) else None for d in rows]
                 nonzero = Array(Const(int(d is not None), 1) for d in digits)[index]
@@ -182,7 +193,7 @@ class MacEngine(wiring.Component):
                 shifted = Array(lanes_a[k] << sh for sh in shifts)[sel]
                 mags[f"l{k}t{j}"] = Mux(nonzero, shifted, 0)
                 negs[f"l{k}n{j}"] = negative[index]
-        level = lv.next(**mags, **negs)
+        level = lv.next(**mags, **negs, first=s.first, last=s.last)
         signed_terms = {
             f"l{k}s{j}": Mux(
                 getattr(level, f"l{k}n{j}"),
@@ -192,12 +203,24 @@ class MacEngine(wiring.Component):
             for k in range(p.lanes)
             for j in range(n_terms)
         }
-        level = lv.next(**signed_terms)
+        level = lv.next(**signed_terms, first=level.first, last=level.last)
         prods = {
             f"p{k}": reduce(
                 lambda u, v: u + v, [getattr(level, f"l{k}s{j}") for j in range(n_terms)]
             )
             for k in range(p.lanes)
         }
-        level = lv.next(**prods)
-        return [getattr(level, f"p{k}") for k in range(p.lanes)]
+        level = lv.next(**prods, first=level.first, last=level.last)
+        return _Products([getattr(level, f"p{k}") for k in range(p.lanes)], level.first, level.last)
+
+
+class _Products:
+    def __init__(self, values, first, last):
+        self.values, self.first, self.last = values, first, last
+
+
+def _valid_stage(m: Module, en, valid, name: str) -> Signal:
+    reg = Signal(name=name)
+    with m.If(en):
+        m.d.sync += reg.eq(valid)
+    return reg

@@ -41,6 +41,7 @@ from .pipeline import Levels, Stages, StallPipeline, built, fix_shape, onehot, s
 
 __all__ = [
     "index_width",
+    "bank_memory",
     "bank_regs",
     "row_ports",
     "BankFlags",
@@ -63,6 +64,18 @@ __all__ = [
 def index_width(max_len: int) -> int:
     """Bits of an element index within a row of at most ``max_len`` elements."""
     return max(1, (max_len - 1).bit_length())
+
+
+def bank_memory(shape, banks: int, idx_w: int) -> Memory:
+    """A block RAM of ``banks`` row banks of ``2**idx_w`` entries, addressed ``Cat(index, bank)``.
+
+    Its write port and read port never address the same bank in the same clock (a bank is
+    written only while its flags keep every reader out, and read only once it is full), so a
+    read/write collision cannot happen. The memory says so (``no_rw_check``): without it,
+    Yosys adds soft logic that compares the two addresses every clock and muxes the write data
+    past the block RAM, on the block RAM's slow output path.
+    """
+    return Memory(shape=shape, depth=banks << idx_w, init=[], attrs={"no_rw_check": 1})
 
 
 def bank_regs(n: int, shape, name: str) -> Array:
@@ -166,15 +179,27 @@ class RowWriter:
                 m.d.sync += self.idx.eq(self.idx + 1)
 
 
+def _greater(a, b):
+    """``a > b`` for two values of one shape; signed ones are compared as offset binary (sign
+    bit inverted), which maps to one unsigned carry chain instead of a subtraction whose sign
+    and overflow are decoded after the chain."""
+    if a.shape().signed:
+        flip = 1 << (len(a) - 1)
+        return (a.as_unsigned() ^ flip) > (b.as_unsigned() ^ flip)
+    return a > b
+
+
 class RowMax:
     """The running maximum of the rows that ``writer`` takes.
 
-    At a row's end its maximum and its last index are latched for its bank.
+    At a row's end its last index is latched for its bank, and one clock later its maximum
+    (so that the latch loads from the running register, not through its compare).
 
     Members
     -------
     max, end : Array
-        Per bank: the row's maximum and its last index.
+        Per bank: the row's maximum (valid from the second clock after the row's last
+        element was taken) and its last index.
     """
 
     def __init__(self, m: Module, writer: RowWriter):
@@ -185,14 +210,15 @@ class RowMax:
         # `first` flag (not an index compare) starts each row afresh
         run = Signal(x.shape(), name="run_max")
         first = Signal(init=1, name="run_first")
-        new_max = Mux(first | (x > run), x, run)
+        done = Signal(name="run_done")
+        done_bank = Signal.like(writer.bank, name="run_done_bank")
+        m.d.sync += done.eq(writer.take & writer.last)
         with m.If(writer.take):
-            m.d.sync += [run.eq(new_max), first.eq(writer.last)]
+            m.d.sync += [run.eq(Mux(first | _greater(x, run), x, run)), first.eq(writer.last)]
             with m.If(writer.last):
-                m.d.sync += [
-                    self.end[writer.bank].eq(writer.idx),
-                    self.max[writer.bank].eq(new_max),
-                ]
+                m.d.sync += [self.end[writer.bank].eq(writer.idx), done_bank.eq(writer.bank)]
+        with m.If(done):
+            m.d.sync += self.max[done_bank].eq(run)
 
 
 class RowScan:
@@ -503,10 +529,8 @@ class ScanRows:
     def __init__(self, m: Module, i, p, *, banks: int):
         self._m = m
         idx_w, max_len = index_width(p.max_len), p.max_len
-        m.submodules.x_mem = x_mem = Memory(shape=fix_shape(p.in_fmt), depth=2 << idx_w, init=[])
-        m.submodules.e_mem = e_mem = Memory(
-            shape=fix_shape(p.exp_fmt), depth=banks << idx_w, init=[]
-        )
+        m.submodules.x_mem = x_mem = bank_memory(fix_shape(p.in_fmt), 2, idx_w)
+        m.submodules.e_mem = e_mem = bank_memory(fix_shape(p.exp_fmt), banks, idx_w)
         x_wr, x_rd = x_mem.write_port(), x_mem.read_port()
         self._e_wr, self._e_rd = e_mem.write_port(), e_mem.read_port()
         # per logit bank: holds a complete row not yet fully read
@@ -515,8 +539,9 @@ class ScanRows:
         ingest = RowMax(m, RowWriter(m, i, x_wr, x_full, max_len=max_len))
         scan = RowScan(m, x_rd, x_full, ingest.end, self.busy, "exp")
         self.levels = scan.levels
-        # level 1 is the memory read; the row's maximum is registered beside it
-        self.max = self.levels.next(mx=ingest.max[scan.bank]).mx
+        # level 1 is the memory read; the row's maximum (latched a clock after the row's
+        # end) is looked up from the bank carried beside it
+        self.max = ingest.max[self.levels.next(src=scan.bank).src]
         self.x = x_rd.data
 
     def store(self, e, sum_shape, done: BankFlags) -> RowSums:
@@ -559,9 +584,7 @@ class StatRows:
         p = core.params
         self._m = m
         width, idx_w = p.in_fmt.width, index_width(p.max_len)
-        m.submodules.x_mem = x_mem = Memory(
-            shape=fix_shape(p.in_fmt), depth=banks << idx_w, init=[]
-        )
+        m.submodules.x_mem = x_mem = bank_memory(fix_shape(p.in_fmt), banks, idx_w)
         x_wr, self._x_rd = x_mem.write_port(), x_mem.read_port()
         self.affine = AffineMemories(m, core.affine, p.gamma_fmt, p.beta_fmt, p.max_len)
         # bank flags: busy (ingest started .. last output read), stats (S1, S2 known),

@@ -6,6 +6,8 @@ the contents of :func:`golden.gelu_base.tables` into a memory or into small cons
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Array, Const, Module, Mux, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
@@ -15,7 +17,7 @@ from golden import gelu_base as golden_gelu_base
 from golden.formats import FixFormat
 from golden.gelu_base import GeluBaseKind, GeluBaseParams, PolyTables, TableROM
 
-from ..lib.pipeline import Levels, StallPipeline, fix_shape, saturate
+from ..lib.pipeline import StallPipeline, built, fix_shape, saturate
 
 __all__ = ["GeluBase"]
 
@@ -46,13 +48,12 @@ class GeluBase(wiring.Component):
 
     Members
     -------
-    i : In(stream.Signature(signed(in_width)))
-        Input codes of ``params.in_fmt``.
-    o : Out(stream.Signature(signed(out_width)))
-        Output codes of ``params.out_fmt``, in input order.
+    i, o : stream interfaces
+        As in :class:`hwgen.cores.gelu.GeluPWL`: ``in_fmt`` codes in, ``out_fmt`` codes out in
+        input order, one per clock while ``o.ready`` is high.
     latency : int
-        Clocks from an input being accepted to its result being valid, without back-pressure.
-        Throughput is one element per clock while ``o.ready`` is high.
+        Clocks from an input being accepted to its result being valid, without back-pressure:
+        the depth of the pipeline built (4 for ``table``, 2 ``degree`` + 6 for ``poly``).
     """
 
     def __init__(
@@ -79,25 +80,28 @@ class GeluBase(wiring.Component):
 
     @property
     def latency(self) -> int:
-        if self.params.kind is GeluBaseKind.TABLE:
-            return 4
-        return 2 * self.params.degree + 6
+        return built(self).pipe
 
     def elaborate(self, platform):
         m = Module()
-        pipe = StallPipeline(m, self.i, self.o, self.latency)
-        build = {GeluBaseKind.TABLE: self._table, GeluBaseKind.POLY: self._poly}
-        y = build[self.params.kind](m, pipe)
+        pipe = StallPipeline(m, self.i, self.o)
+        lv = pipe.levels("t" if self.params.kind is GeluBaseKind.TABLE else "p")
+        build = {
+            GeluBaseKind.TABLE: lambda: self._table(m, pipe.en, lv),
+            GeluBaseKind.POLY: lambda: self._poly(lv),
+        }
+        y = build[self.params.kind]()
         m.d.comb += self.o.payload.eq(y)
+        self.depths = SimpleNamespace(pipe=pipe.finish(lv))
         return m
 
-    def _table(self, m, pipe):
+    def _table(self, m, en, lv):
         p, rom = self.params, self.tables
         out_shape = fix_shape(p.out_fmt)
         d, width = p.addr_shift, p.addr_fmt.width
 
         # 1: register the input; its top bits address the memory directly
-        x = pipe.stage(self.i.payload, "x")
+        x = lv.next(x=self.i.payload).x
 
         # 2: synchronous block-RAM read (held while the pipeline stalls); in parallel, x is
         # in the table's range when the bits above the address all equal its sign bit
@@ -105,28 +109,27 @@ class GeluBase(wiring.Component):
             shape=out_shape, depth=1 << width, init=rom.entries.tolist()
         )
         rd = mem.read_port()
-        m.d.comb += [rd.addr.eq(x[d : d + width]), rd.en.eq(pipe.en)]
+        m.d.comb += [rd.addr.eq(x[d : d + width]), rd.en.eq(en)]
         top = x[d + width - 1 :]
-        in_range = pipe.stage(top.all() | ~top.any(), "in_range")
-        nonneg = pipe.stage(~x[-1], "nonneg")
-        asym = pipe.stage(_to_format(x, p.in_fmt, p.out_fmt), "asymptote", out_shape)
+        s = lv.next(
+            in_range=top.all() | ~top.any(),
+            nonneg=~x[-1],
+            asymptote=(_to_format(x, p.in_fmt, p.out_fmt), out_shape),
+        )
 
         # 3: register behind the memory (and its multiplexer across blocks)
-        entry = pipe.stage(rd.data, "entry")
-        in_range3 = pipe.stage(in_range, "in_range3")
-        nonneg3 = pipe.stage(nonneg, "nonneg3")
-        asym3 = pipe.stage(asym, "asymptote3")
+        s = lv.next(entry=rd.data, in_range=s.in_range, nonneg=s.nonneg, asymptote=s.asymptote)
 
         # 4: the entry inside the range, else GELU's asymptote: x above, 0 below
-        return pipe.stage(Mux(in_range3, entry, Mux(nonneg3, asym3, 0)), "y", out_shape)
+        y = Mux(s.in_range, s.entry, Mux(s.nonneg, s.asymptote, 0))
+        return lv.next(y=(y, out_shape)).y
 
-    def _poly(self, m, pipe):
+    def _poly(self, lv):
         p, coefs = self.params, self.tables.coefs
         f_in, f_c, f_phi = p.in_fmt.frac_bits, p.coef_fmt.frac_bits, p.phi_fmt.frac_bits
         width = p.in_fmt.width
         coef_shape = fix_shape(p.coef_fmt)
         k, seg_bits = p.seg_shift, p.segments.bit_length() - 1
-        lv = Levels(pipe, "p")
 
         # 1: input register
         s = lv.next(x=self.i.payload)
@@ -162,7 +165,6 @@ class GeluBase(wiring.Component):
         shift = f_in + f_phi - p.out_fmt.frac_bits
         rounded = (s.prod + (1 << (shift - 1))) >> shift if shift > 0 else s.prod << -shift
         s = lv.next(y=(saturate(rounded, p.out_fmt), fix_shape(p.out_fmt)))
-        assert lv.depth == self.latency
         return s.y
 
 

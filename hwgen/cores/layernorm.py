@@ -8,341 +8,21 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
 from golden import layernorm as golden_ln
 from golden.layernorm import LayerNormParams
 
-from ..lib.pipeline import Levels, Stages, StallPipeline, fix_shape, onehot, saturate, valid_chain
+from ..lib.rows import StatRowCore, StatRows, bank_regs
 
 __all__ = ["LayerNorm"]
 
 #: Bits of A multiplied in a DSP block (17: an unsigned operand of an 18 x 18 signed DSP).
 _A_LO_BITS = 17
 
-#: Logit banks: a bank holds its row from the first input to the last output read, about
-#: 2 L + 180 clocks, so four keep rows of 180 or more elements at one element per clock.
+#: Row banks: a bank holds its row from its first input to its last output read, about
+#: 2 L + ``latency`` clocks, so four hold a row every L clocks whenever the per-row unit does
+#: (L > ``row_clocks``), and the bank pointer is a plain 2-bit counter.
 _BANKS = 4
-
-
-class LayerNorm(wiring.Component):
-    """LayerNorm over rows of a stream, gamma and beta from on-chip memory.
-
-    Rows are delimited by ``last`` (a row also ends after ``max_len`` elements). Three
-    stages run concurrently on four row banks: *ingest* stores the row and accumulates
-    S1 = sum x and S2 = sum x^2 (one multiplier); a *per-row unit* turns them into the
-    constants A = D y, B = S1 y and a shift (y = 1/sqrt(m) of W = D S2 - S1^2 + D^2 eps, see
-    :mod:`golden.layernorm`) with one shift-and-add multiplier working a bit per clock (no
-    DSP; about 150 clocks per row); *normalise* reads the row back and streams
-    round(x A - B) * gamma + beta out with back-pressure (two multipliers). So each lane has
-    three multipliers.
-
-    With rows of more than ``row_clocks`` elements (160 for the default, so DeiT-T's 192
-    qualifies) the block takes and gives one element per clock indefinitely: R rows of length
-    L take (R + 1) L + ``latency`` - 1 clocks from the first input to the last output. Shorter
-    rows wait for the per-row unit.
-
-    Parameters
-    ----------
-    params : LayerNormParams
-
-    Members
-    -------
-    i : In(stream.Signature(StructLayout({"data": in_shape, "last": 1})))
-    o : Out(stream.Signature(StructLayout({"data": out_shape, "first": 1, "last": 1})))
-    affine : In(stream.Signature(StructLayout({"addr": ..., "gamma": ..., "beta": ...})))
-        Always ready: writes gamma[addr] and beta[addr] (``gamma_fmt`` / ``beta_fmt`` codes)
-        in one clock. After reset every gamma is 1.0 and every beta 0 (the identity). A write
-        applies to every output read after it; load a model layer's parameters while the
-        block is idle (or between rows whose outputs have all left) to change them between
-        rows deterministically.
-    latency : int
-        Without back-pressure and with an idle per-row unit, the first output of a row is
-        valid ``latency`` clocks after its last input was accepted.
-    row_clocks : int
-        Clocks the sequential per-row unit needs per row.
-    row_unit_factory : callable
-        ``factory(params)`` returns the per-row unit (default: the real one). The unit's
-        protocol: ``start`` while ``idle`` begins a row; ``idle`` and ``done`` stay low until
-        ``done`` is high for one clock with the results, then ``idle`` is high again.
-    """
-
-    def __init__(self, params: LayerNormParams | None = None):
-        if params is None:
-            params = LayerNormParams()
-        if not isinstance(params, LayerNormParams):
-            raise TypeError(f"params must be a LayerNormParams, not {params!r}")
-        self.params = params
-        p = params
-        in_layout = data.StructLayout({"data": fix_shape(p.in_fmt), "last": 1})
-        out_layout = data.StructLayout({"data": fix_shape(p.out_fmt), "first": 1, "last": 1})
-        affine_layout = data.StructLayout(
-            {
-                "addr": unsigned(max(1, (p.max_len - 1).bit_length())),
-                "gamma": fix_shape(p.gamma_fmt),
-                "beta": fix_shape(p.beta_fmt),
-            }
-        )
-        super().__init__(
-            {
-                "i": In(stream.Signature(in_layout)),
-                "o": Out(stream.Signature(out_layout)),
-                "affine": In(stream.Signature(affine_layout)),
-            }
-        )
-        #: builds the per-row unit from the Params; the counting proofs of :mod:`hwgen.flows.formal`
-        #: put a stand-in with the same start/idle/done protocol and a free latency here
-        self.row_unit_factory = _RowUnit
-
-    #: ingest statistics: input register, x^2 (two levels), then the row's flag
-    _STATS_DEPTH = 4
-    #: normalising pipeline levels (see elaborate)
-    _NORM_DEPTH = 12
-
-    @property
-    def row_clocks(self) -> int:
-        """Clocks the per-row unit spends on one row (its sequential multiplications)."""
-        return _row_unit_clocks(self.params)
-
-    @property
-    def latency(self) -> int:
-        """Clocks from a row's last input to its first output (per-row unit idle, no
-        back-pressure): the statistics drain, the per-row unit, the normalising pipeline."""
-        return self._STATS_DEPTH + self.row_clocks + 1 + self._NORM_DEPTH
-
-    def elaborate(self, platform):
-        m = Module()
-        p = self.params
-        n_max = p.max_len
-        idx_w = max(1, (n_max - 1).bit_length())
-        nb = _BANKS
-        in_shape = fix_shape(p.in_fmt)
-        width = p.in_fmt.width
-
-        m.submodules.x_mem = x_mem = Memory(shape=in_shape, depth=nb << idx_w, init=[])
-        x_wr = x_mem.write_port()
-        x_rd = x_mem.read_port()
-        one = 1 << p.gamma_fmt.frac_bits
-        m.submodules.g_mem = g_mem = Memory(
-            shape=fix_shape(p.gamma_fmt), depth=1 << idx_w, init=[one] * (1 << idx_w)
-        )
-        m.submodules.b_mem = b_mem = Memory(shape=fix_shape(p.beta_fmt), depth=1 << idx_w, init=[])
-        g_wr = g_mem.write_port()
-        g_rd = g_mem.read_port()
-        b_wr = b_mem.write_port()
-        b_rd = b_mem.read_port()
-        m.d.comb += [
-            self.affine.ready.eq(1),
-            g_wr.addr.eq(self.affine.payload.addr),
-            b_wr.addr.eq(self.affine.payload.addr),
-            g_wr.data.eq(self.affine.payload.gamma),
-            b_wr.data.eq(self.affine.payload.beta),
-            g_wr.en.eq(self.affine.valid),
-            b_wr.en.eq(self.affine.valid),
-        ]
-
-        # bank flags: busy (ingest started .. last output read), stats (S1, S2 known),
-        # ready (A, B, shift known)
-        busy = Signal(nb)
-        stats = Signal(nb)
-        ready = Signal(nb)
-        busy_set = Signal(nb)
-        busy_clr = Signal(nb)
-        stats_set = Signal(nb)
-        stats_clr = Signal(nb)
-        ready_set = Signal(nb)
-        ready_clr = Signal(nb)
-        m.d.sync += [
-            busy.eq((busy & ~busy_clr) | busy_set),
-            stats.eq((stats & ~stats_clr) | stats_set),
-            ready.eq((ready & ~ready_clr) | ready_set),
-        ]
-        s1_w = width + idx_w + 1
-        s2_w = 2 * width + idx_w + 1
-        b_s1 = Array(Signal(signed(s1_w), name=f"s1_{b}") for b in range(nb))
-        b_s2 = Array(Signal(unsigned(s2_w), name=f"s2_{b}") for b in range(nb))
-        b_end = Array(Signal(idx_w, name=f"end_{b}") for b in range(nb))
-
-        # ---- ingest -------------------------------------------------------------------------
-        a_bank = Signal(range(nb))
-        a_idx = Signal(idx_w)
-        x_in = self.i.payload.data
-        take = self.i.valid & self.i.ready
-        row_end = self.i.payload.last | (a_idx == n_max - 1)
-        m.d.comb += [
-            self.i.ready.eq(~busy.bit_select(a_bank, 1)),
-            x_wr.addr.eq(Cat(a_idx, a_bank)),
-            x_wr.data.eq(x_in),
-            x_wr.en.eq(take),
-        ]
-        with m.If(take):
-            with m.If(row_end):
-                m.d.comb += busy_set.eq(onehot(a_bank, nb))
-                m.d.sync += [a_idx.eq(0), a_bank.eq(a_bank + 1)]
-            with m.Else():
-                m.d.sync += a_idx.eq(a_idx + 1)
-        # statistics pipeline: x, |x|^2, accumulate
-        sl = Levels(Stages(m), "stats")
-        s = sl.next(
-            x=x_in,
-            mag=(Mux(x_in < 0, -x_in, x_in), unsigned(width)),
-            first=a_idx == 0,
-            last=row_end,
-            idx=a_idx,
-            bank=a_bank,
-        )
-        s = sl.mul(
-            {"sq": (s.mag, s.mag)}, x=s.x, first=s.first, last=s.last, idx=s.idx, bank=s.bank
-        )
-        v = valid_chain(m, take, sl.depth, "stats_valid")
-        acc1 = Signal(signed(s1_w))
-        acc2 = Signal(unsigned(s2_w))
-        next1 = Mux(s.first, 0, acc1) + s.x
-        next2 = Mux(s.first, 0, acc2) + s.sq
-        with m.If(v):
-            m.d.sync += [acc1.eq(next1), acc2.eq(next2)]
-            with m.If(s.last):
-                m.d.sync += [
-                    b_s1[s.bank].eq(next1),
-                    b_s2[s.bank].eq(next2),
-                    b_end[s.bank].eq(s.idx),
-                ]
-                m.d.comb += stats_set.eq(onehot(s.bank, nb))
-        assert sl.depth + 1 == self._STATS_DEPTH
-
-        # ---- per-row unit ---------------------------------------------------------------------
-        b_a = Array(Signal(unsigned(_a_width(p)), name=f"a_{b}") for b in range(nb))
-        b_b = Array(Signal(signed(_b_width(p)), name=f"b_{b}") for b in range(nb))
-        # the output shift, decoded: right by (shift - 1) then round, or left by -shift
-        lo_shift, hi_shift = _shift_range(p)
-        right_w = max(1, (hi_shift - 1).bit_length())
-        left_w = max(1, (-lo_shift).bit_length())
-        b_right_m1 = Array(Signal(right_w, name=f"right_m1_{b}") for b in range(nb))
-        b_left = Array(Signal(left_w, name=f"left_{b}") for b in range(nb))
-        b_is_right = Array(Signal(name=f"is_right_{b}") for b in range(nb))
-        r_bank = Signal(range(nb))
-        unit = self.row_unit_factory(p)
-        m.submodules.row_unit = unit
-        m.d.comb += [
-            unit.start.eq(stats.bit_select(r_bank, 1) & unit.idle),
-            unit.s1.eq(b_s1[r_bank]),
-            unit.s2.eq(b_s2[r_bank]),
-            unit.d.eq(b_end[r_bank] + 1),
-        ]
-        with m.If(unit.start):
-            m.d.comb += stats_clr.eq(onehot(r_bank, nb))
-        with m.If(unit.done):
-            m.d.sync += [
-                b_a[r_bank].eq(unit.a),
-                b_b[r_bank].eq(unit.b),
-                b_right_m1[r_bank].eq(Mux(unit.shift > 0, unit.shift - 1, 0)),
-                b_left[r_bank].eq(Mux(unit.shift < 0, -unit.shift, 0)),
-                b_is_right[r_bank].eq(unit.shift > 0),
-                r_bank.eq(r_bank + 1),
-            ]
-            m.d.comb += ready_set.eq(onehot(r_bank, nb))
-
-        # ---- normalise and emit ------------------------------------------------------------
-        d_bank = Signal(range(nb))
-        d_j = Signal(idx_w)
-        src = SimpleNamespace(
-            valid=Signal(name="norm_src_valid"), ready=Signal(name="norm_src_ready")
-        )
-        pipe = StallPipeline(m, src, self.o, self._NORM_DEPTH)
-        d_last = d_j == b_end[d_bank]
-        m.d.comb += [
-            src.valid.eq(ready.bit_select(d_bank, 1)),
-            x_rd.addr.eq(Cat(d_j, d_bank)),
-            x_rd.en.eq(pipe.en),
-            g_rd.addr.eq(d_j),
-            g_rd.en.eq(pipe.en),
-            b_rd.addr.eq(d_j),
-            b_rd.en.eq(pipe.en),
-        ]
-        with m.If(src.valid & src.ready):
-            with m.If(d_last):
-                m.d.comb += [ready_clr.eq(onehot(d_bank, nb)), busy_clr.eq(onehot(d_bank, nb))]
-                m.d.sync += [d_j.eq(0), d_bank.eq(d_bank + 1)]
-            with m.Else():
-                m.d.sync += d_j.eq(d_j + 1)
-        nl = Levels(pipe, "norm")
-        # 1: the read ports' data registers load with the pipeline; the row constants beside
-        s = nl.next(
-            first=d_j == 0,
-            last=d_last,
-            a=b_a[d_bank],
-            b=b_b[d_bank],
-            right_m1=b_right_m1[d_bank],
-            left=b_left[d_bank],
-            is_right=b_is_right[d_bank],
-        )
-        tags = dict(first=s.first, last=s.last)
-        # 2: block-RAM output registers
-        sh = dict(right_m1=s.right_m1, left=s.left, is_right=s.is_right)
-        s = nl.next(x=x_rd.data, g=g_rd.data, beta=b_rd.data, a=s.a, b=s.b, **sh, **tags)
-        tags = dict(first=s.first, last=s.last)
-        # 3 .. 6: x * A - B = (D x - S1) y exactly. The low 17 bits of A go through one
-        # DSP-sized multiplier; its few high bits are shift-and-add terms in LUTs, summed
-        # over two levels, so no clock holds a DSP followed by a wide adder.
-        lo = _A_LO_BITS
-        a_lo = s.a[:lo]
-        a_hi = s.a[lo:]
-        terms = [Mux(a_hi[i], s.x << i, 0) for i in range(len(a_hi))]
-        pairs = {
-            f"h{k}": terms[k] + terms[k + 1] if k + 1 < len(terms) else terms[k]
-            for k in range(0, len(terms), 2)
-        }
-        sh = dict(right_m1=s.right_m1, left=s.left, is_right=s.is_right)
-        s = nl.next(p_lo=s.x * a_lo, **pairs, b=s.b, g=s.g, beta=s.beta, **sh, **tags)
-        tags = dict(first=s.first, last=s.last)
-        hsum = sum((getattr(s, k) for k in pairs), Const(0, 1))
-        sh = dict(right_m1=s.right_m1, left=s.left, is_right=s.is_right)
-        s = nl.next(p_lo=s.p_lo, hsum=hsum, b=s.b, g=s.g, beta=s.beta, **sh, **tags)
-        tags = dict(first=s.first, last=s.last)
-        sh = dict(right_m1=s.right_m1, left=s.left, is_right=s.is_right)
-        s = nl.next(prod=s.p_lo + (s.hsum << lo), b=s.b, g=s.g, beta=s.beta, **sh, **tags)
-        tags = dict(first=s.first, last=s.last)
-        sh = dict(right_m1=s.right_m1, left=s.left, is_right=s.is_right)
-        s = nl.next(num=s.prod - s.b, g=s.g, beta=s.beta, **sh, **tags)
-        tags = dict(first=s.first, last=s.last)
-        # 7: to norm_fmt, round half up (shift > 0: (num >> (shift - 1) + 1) >> 1) or exact
-        # left shift (shift <= 0, rows of fewer than four elements); both amounts come
-        # decoded from the per-row unit, so this level is only the barrel shifters
-        s = nl.next(
-            pre_r=s.num >> s.right_m1,
-            pre_l=s.num << s.left,
-            is_right=s.is_right,
-            g=s.g,
-            beta=s.beta,
-            **tags,
-        )
-        tags = dict(first=s.first, last=s.last)
-        # 8: the rounding add and the choice
-        s = nl.next(z=Mux(s.is_right, (s.pre_r + 1) >> 1, s.pre_l), g=s.g, beta=s.beta, **tags)
-        tags = dict(first=s.first, last=s.last)
-        # 9: saturate to norm_fmt
-        zf = p.norm_fmt
-        s = nl.next(z=(saturate(s.z, zf), fix_shape(zf)), g=s.g, beta=s.beta, **tags)
-        tags = dict(first=s.first, last=s.last)
-        # 10, 11: z * gamma (one multiplier) + beta, aligned
-        frac = zf.frac_bits + p.gamma_fmt.frac_bits
-        s = nl.next(zg=s.z * s.g, beta=s.beta, **tags)
-        tags = dict(first=s.first, last=s.last)
-        s = nl.next(acc=s.zg + (s.beta << (frac - p.beta_fmt.frac_bits)), **tags)
-        tags = dict(first=s.first, last=s.last)
-        # 12: round half up to out_fmt, saturate
-        sh = frac - p.out_fmt.frac_bits
-        y = (s.acc + (1 << (sh - 1))) >> sh
-        s = nl.next(y=(saturate(y, p.out_fmt), fix_shape(p.out_fmt)), **tags)
-        assert nl.depth == self._NORM_DEPTH
-        m.d.comb += [
-            self.o.payload.data.eq(s.y),
-            self.o.payload.first.eq(s.first),
-            self.o.payload.last.eq(s.last),
-        ]
-        return m
 
 
 def _shift_range(p: LayerNormParams) -> tuple[int, int]:
@@ -398,6 +78,11 @@ class _RowUnit(Elaboratable):
         self.a = Signal(unsigned(_a_width(p)))
         self.b = Signal(signed(_b_width(p)))
         self.shift = Signal(signed(8))
+
+    @staticmethod
+    def clocks(p) -> int:
+        """Clocks from ``start`` to ``done``."""
+        return _row_unit_clocks(p)
 
     @staticmethod
     def mults(p: LayerNormParams) -> list[tuple[str, int]]:
@@ -529,4 +214,137 @@ class _RowUnit(Elaboratable):
             with m.State("shift"):  # the constants are all registered: hand them over
                 m.next = "idle"
         m.d.comb += [self.idle.eq(fsm.ongoing("idle")), self.done.eq(fsm.ongoing("shift"))]
+        return m
+
+
+class LayerNorm(StatRowCore):
+    """LayerNorm over rows of a stream, gamma and beta from on-chip memory.
+
+    Rows are delimited by ``last`` (a row also ends after ``max_len`` elements). Three
+    stages run concurrently on four row banks: *ingest* stores the row and accumulates
+    S1 = sum x and S2 = sum x^2 (one multiplier); a *per-row unit* turns them into the
+    constants A = D y, B = S1 y and a shift (y = 1/sqrt(m) of W = D S2 - S1^2 + D^2 eps, see
+    :mod:`golden.layernorm`) with one shift-and-add multiplier working a bit per clock (no
+    DSP; about 150 clocks per row); *normalise* reads the row back and streams
+    round(x A - B) * gamma + beta out with back-pressure (two multipliers). So each lane has
+    three multipliers.
+
+    With rows of more than ``row_clocks`` elements (157 for the default, so DeiT-T's 192
+    qualifies) the block takes and gives one element per clock indefinitely: R rows of length
+    L take (R + 1) L + ``latency`` - 1 clocks from the first input to the last output. Shorter
+    rows wait for the per-row unit.
+
+    Parameters
+    ----------
+    params : LayerNormParams
+
+    Members
+    -------
+    i : In(stream.Signature(StructLayout({"data": in_shape, "last": 1})))
+    o : Out(stream.Signature(StructLayout({"data": out_shape, "first": 1, "last": 1})))
+    affine : In(stream.Signature(StructLayout({"addr": ..., "gamma": ..., "beta": ...})))
+        Always ready: writes gamma[addr] and beta[addr] (``gamma_fmt`` / ``beta_fmt`` codes)
+        in one clock. After reset every gamma is 1.0 and every beta 0 (the identity). A write
+        applies to every output read after it; load a model layer's parameters while the
+        block is idle (or between rows whose outputs have all left) to change them between
+        rows deterministically.
+    latency : int
+        Without back-pressure and with an idle per-row unit, the first output of a row is
+        valid ``latency`` clocks after its last input was accepted.
+    row_clocks : int
+        Clocks the sequential per-row unit needs per row.
+    row_unit_factory : callable
+        ``factory(params)`` returns the per-row unit (default: the real one). The unit's
+        protocol: ``start`` while ``idle`` begins a row; ``idle`` and ``done`` stay low until
+        ``done`` is high for one clock with the results, then ``idle`` is high again.
+    """
+
+    PARAMS = LayerNormParams
+    ROW_UNIT = _RowUnit
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.params
+        nb = _BANKS
+        unit = self.row_unit_factory(p)
+        rows = StatRows(m, self, unit, banks=nb)
+
+        # ---- per-row unit: A, B and the output shift, decoded: right by (shift - 1) then
+        # round, or left by -shift
+        lo_shift, hi_shift = _shift_range(p)
+        b_right_m1 = bank_regs(nb, max(1, (hi_shift - 1).bit_length()), "right_m1_")
+        b_left = bank_regs(nb, max(1, (-lo_shift).bit_length()), "left_")
+        b_is_right = bank_regs(nb, 1, "is_right_")
+        b_a = bank_regs(nb, unsigned(_a_width(p)), "a_")
+        b_b = bank_regs(nb, signed(_b_width(p)), "b_")
+        rows.finish_unit(
+            (b_a, unit.a),
+            (b_b, unit.b),
+            (b_right_m1, Mux(unit.shift > 0, unit.shift - 1, 0)),
+            (b_left, Mux(unit.shift < 0, -unit.shift, 0)),
+            (b_is_right, unit.shift > 0),
+        )
+
+        # ---- normalise and emit ------------------------------------------------------------
+        out = rows.reader(self.o)
+        affine = rows.affine
+        m.d.comb += affine.read(out.j, out.pipe.en)
+        nl = out.levels
+        # 1: the read ports' data registers load with the pipeline; the row constants beside
+        bank = out.bank
+        s = nl.next(
+            a=b_a[bank],
+            b=b_b[bank],
+            right_m1=b_right_m1[bank],
+            left=b_left[bank],
+            is_right=b_is_right[bank],
+        )
+
+        # 2: block-RAM output registers
+        s = nl.next(
+            x=out.x,
+            g=affine.gamma.data,
+            beta=affine.beta.data,
+            a=s.a,
+            b=s.b,
+            right_m1=s.right_m1,
+            left=s.left,
+            is_right=s.is_right,
+        )
+
+        # 3 .. 6: x * A - B = (D x - S1) y exactly. The low 17 bits of A go through one
+        # DSP-sized multiplier; its few high bits are shift-and-add terms in LUTs, summed
+        # over two levels, so no clock holds a DSP followed by a wide adder.
+        def keep(s):
+            # what rides on to level 7: the decoded shift, gamma and beta
+            return dict(right_m1=s.right_m1, left=s.left, is_right=s.is_right, g=s.g, beta=s.beta)
+
+        lo = _A_LO_BITS
+        a_lo = s.a[:lo]
+        a_hi = s.a[lo:]
+        terms = [Mux(a_hi[i], s.x << i, 0) for i in range(len(a_hi))]
+        pairs = {
+            f"h{k}": terms[k] + terms[k + 1] if k + 1 < len(terms) else terms[k]
+            for k in range(0, len(terms), 2)
+        }
+        s = nl.next(p_lo=s.x * a_lo, **pairs, b=s.b, **keep(s))
+        hsum = sum((getattr(s, k) for k in pairs), Const(0, 1))
+        s = nl.next(p_lo=s.p_lo, hsum=hsum, b=s.b, **keep(s))
+        s = nl.next(prod=s.p_lo + (s.hsum << lo), b=s.b, **keep(s))
+        s = nl.next(num=s.prod - s.b, **keep(s))
+        # 7: to norm_fmt, round half up (shift > 0: (num >> (shift - 1) + 1) >> 1) or exact
+        # left shift (shift <= 0, rows of fewer than four elements); both amounts come
+        # decoded from the per-row unit, so this level is only the barrel shifters
+        s = nl.next(
+            pre_r=s.num >> s.right_m1,
+            pre_l=s.num << s.left,
+            is_right=s.is_right,
+            g=s.g,
+            beta=s.beta,
+        )
+        # 8: the rounding add and the choice
+        s = nl.next(z=Mux(s.is_right, (s.pre_r + 1) >> 1, s.pre_l), g=s.g, beta=s.beta)
+        # 9 .. 12: saturate to norm_fmt, z * gamma (one multiplier) + beta, round to out_fmt
+        y = affine.apply(nl, s.z, s.g, s.beta, p.norm_fmt, p.out_fmt)
+        self.depths = SimpleNamespace(stats=rows.depth, norm=out.emit(y))
         return m

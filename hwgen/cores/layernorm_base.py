@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, signed, unsigned
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
 from golden import layernorm_base as golden_base
 from golden.layernorm_base import LayerNormBaseKind, LayerNormBaseParams
 
-from ..lib.pipeline import Levels, Stages, StallPipeline, fix_shape, onehot, saturate, valid_chain
+from ..lib.pipeline import Levels, built
+from ..lib.rows import StatRowCore, StatRows, bank_regs
 
 __all__ = ["LayerNormBase", "SeqDivider", "SeqMultiplier", "SeqSqrt"]
 
@@ -210,6 +209,11 @@ class _RowUnit(Elaboratable):
     #: outputs read at ``done`` (the other signals but ``idle`` and ``done`` are inputs)
     RESULTS = ("mean_num", "scale")
 
+    @staticmethod
+    def clocks(p) -> int:
+        """Clocks from ``start`` to ``done``."""
+        return _row_unit_clocks(p)
+
     def __init__(self, p: LayerNormBaseParams):
         self.p = p
         wd = _widths(p)
@@ -321,7 +325,7 @@ class _RowUnit(Elaboratable):
         return m
 
 
-class LayerNormBase(wiring.Component):
+class LayerNormBase(StatRowCore):
     """LayerNorm baseline over rows of a stream, gamma and beta from on-chip memory.
 
     Ports, framing and the ``affine`` stream as :class:`hwgen.cores.layernorm.LayerNorm`. Three
@@ -348,272 +352,74 @@ class LayerNormBase(wiring.Component):
 
     Members
     -------
-    i : In(stream.Signature(StructLayout({"data": in_shape, "last": 1})))
-    o : Out(stream.Signature(StructLayout({"data": out_shape, "first": 1, "last": 1})))
-    affine : In(stream.Signature(StructLayout({"addr": ..., "gamma": ..., "beta": ...})))
-        Always ready: writes gamma[addr] and beta[addr]; reset to 1 and 0 (the identity).
-    latency : int
-        Without back-pressure and with an idle per-row unit, the first output of a row is
-        valid ``latency`` clocks after its last input was accepted.
-    row_clocks : int
-        Clocks the sequential per-row unit needs per row.
-    row_unit_factory : callable
-        ``factory(params)`` returns the per-row unit (default: the real one). The unit's
-        protocol: ``start`` while ``idle`` begins a row; ``idle`` and ``done`` stay low until
-        ``done`` is high for one clock with the results, then ``idle`` is high again.
+    i, o, affine : stream interfaces
+        As in :class:`hwgen.cores.layernorm.LayerNorm`: codes in, normalised codes out with
+        the row framing, gamma / beta writes (always ready; reset to the identity).
+    latency, row_clocks, row_unit_factory
+        As in :class:`hwgen.cores.layernorm.LayerNorm` (from
+        :class:`hwgen.lib.rows.StatRowCore`), for this block's per-row unit and pipeline.
+    norm_depth : int
+        Levels of the normalising pipeline.
     """
 
-    def __init__(self, params: LayerNormBaseParams | None = None):
-        if params is None:
-            params = LayerNormBaseParams()
-        if not isinstance(params, LayerNormBaseParams):
-            raise TypeError(f"params must be a LayerNormBaseParams, not {params!r}")
-        self.params = params
-        p = params
-        in_layout = data.StructLayout({"data": fix_shape(p.in_fmt), "last": 1})
-        out_layout = data.StructLayout({"data": fix_shape(p.out_fmt), "first": 1, "last": 1})
-        affine_layout = data.StructLayout(
-            {
-                "addr": unsigned(max(1, (p.max_len - 1).bit_length())),
-                "gamma": fix_shape(p.gamma_fmt),
-                "beta": fix_shape(p.beta_fmt),
-            }
-        )
-        super().__init__(
-            {
-                "i": In(stream.Signature(in_layout)),
-                "o": Out(stream.Signature(out_layout)),
-                "affine": In(stream.Signature(affine_layout)),
-            }
-        )
-        #: builds the per-row unit from the Params; the counting proofs of :mod:`hwgen.flows.formal`
-        #: put a stand-in with the same start/idle/done protocol and a free latency here
-        self.row_unit_factory = _RowUnit
-
-    #: ingest statistics: input register, x^2 (two levels), then the row's flag
-    _STATS_DEPTH = 4
-
-    @property
-    def row_clocks(self) -> int:
-        """Clocks the per-row unit spends on one row."""
-        return _row_unit_clocks(self.params)
+    PARAMS = LayerNormBaseParams
+    ROW_UNIT = _RowUnit
 
     @property
     def norm_depth(self) -> int:
-        """Levels of the normalising pipeline."""
-        p = self.params
-        if p.kind is LayerNormBaseKind.DIV:
-            core = 2 + p.norm_fmt.width + 1  # |d| and overflow, one level per quotient bit, round
-        else:
-            core = 1 + 2 + 1  # |d|, the product (two levels), round
-        # read, RAM register, d = x - mean, core, saturate, z * gamma, + beta, round
-        return 3 + core + 4
-
-    @property
-    def latency(self) -> int:
-        """Clocks from a row's last input to its first output (per-row unit idle, no
-        back-pressure): the statistics drain, the per-row unit, the normalising pipeline."""
-        return self._STATS_DEPTH + self.row_clocks + 1 + self.norm_depth
+        """Levels of the normalising pipeline: read, RAM register, d = x - mean, then ``div``:
+        |d| and overflow, one level per quotient bit, round; ``lut``: |d|, the product (two
+        levels), round; then saturate, z * gamma, + beta, round."""
+        return built(self).norm
 
     def elaborate(self, platform):
         m = Module()
         p = self.params
         wd = _widths(p)
-        n_max = p.max_len
-        idx_w = max(1, (n_max - 1).bit_length())
         nb = _BANKS
-        in_shape = fix_shape(p.in_fmt)
-        width = p.in_fmt.width
-
-        m.submodules.x_mem = x_mem = Memory(shape=in_shape, depth=nb << idx_w, init=[])
-        x_wr = x_mem.write_port()
-        x_rd = x_mem.read_port()
-        one = 1 << p.gamma_fmt.frac_bits
-        m.submodules.g_mem = g_mem = Memory(
-            shape=fix_shape(p.gamma_fmt), depth=1 << idx_w, init=[one] * (1 << idx_w)
-        )
-        m.submodules.b_mem = b_mem = Memory(shape=fix_shape(p.beta_fmt), depth=1 << idx_w, init=[])
-        g_wr = g_mem.write_port()
-        g_rd = g_mem.read_port()
-        b_wr = b_mem.write_port()
-        b_rd = b_mem.read_port()
-        m.d.comb += [
-            self.affine.ready.eq(1),
-            g_wr.addr.eq(self.affine.payload.addr),
-            b_wr.addr.eq(self.affine.payload.addr),
-            g_wr.data.eq(self.affine.payload.gamma),
-            b_wr.data.eq(self.affine.payload.beta),
-            g_wr.en.eq(self.affine.valid),
-            b_wr.en.eq(self.affine.valid),
-        ]
-
-        # bank flags: busy (ingest started .. last element read), stats (S1, S2 known),
-        # ready (mean and scale known)
-        busy = Signal(nb)
-        stats = Signal(nb)
-        ready = Signal(nb)
-        busy_set = Signal(nb)
-        busy_clr = Signal(nb)
-        stats_set = Signal(nb)
-        stats_clr = Signal(nb)
-        ready_set = Signal(nb)
-        ready_clr = Signal(nb)
-        m.d.sync += [
-            busy.eq((busy & ~busy_clr) | busy_set),
-            stats.eq((stats & ~stats_clr) | stats_set),
-            ready.eq((ready & ~ready_clr) | ready_set),
-        ]
-        b_s1 = Array(Signal(signed(wd.s1), name=f"s1_{b}") for b in range(nb))
-        b_s2 = Array(Signal(unsigned(wd.s2), name=f"s2_{b}") for b in range(nb))
-        b_end = Array(Signal(idx_w, name=f"end_{b}") for b in range(nb))
-
-        # ---- ingest -------------------------------------------------------------------------
-        a_bank = Signal(range(nb))
-        a_idx = Signal(idx_w)
-        x_in = self.i.payload.data
-        take = self.i.valid & self.i.ready
-        row_end = self.i.payload.last | (a_idx == n_max - 1)
-        m.d.comb += [
-            self.i.ready.eq(~busy.bit_select(a_bank, 1)),
-            x_wr.addr.eq(Cat(a_idx, a_bank)),
-            x_wr.data.eq(x_in),
-            x_wr.en.eq(take),
-        ]
-        with m.If(take):
-            with m.If(row_end):
-                m.d.comb += busy_set.eq(onehot(a_bank, nb))
-                m.d.sync += [a_idx.eq(0), a_bank.eq(a_bank + 1)]
-            with m.Else():
-                m.d.sync += a_idx.eq(a_idx + 1)
-        sl = Levels(Stages(m), "stats")
-        s = sl.next(
-            x=x_in,
-            mag=(Mux(x_in < 0, -x_in, x_in), unsigned(width)),
-            first=a_idx == 0,
-            last=row_end,
-            idx=a_idx,
-            bank=a_bank,
-        )
-        s = sl.mul(
-            {"sq": (s.mag, s.mag)}, x=s.x, first=s.first, last=s.last, idx=s.idx, bank=s.bank
-        )
-        v = valid_chain(m, take, sl.depth, "stats_valid")
-        acc1 = Signal(signed(wd.s1))
-        acc2 = Signal(unsigned(wd.s2))
-        next1 = Mux(s.first, 0, acc1) + s.x
-        next2 = Mux(s.first, 0, acc2) + s.sq
-        with m.If(v):
-            m.d.sync += [acc1.eq(next1), acc2.eq(next2)]
-            with m.If(s.last):
-                m.d.sync += [
-                    b_s1[s.bank].eq(next1),
-                    b_s2[s.bank].eq(next2),
-                    b_end[s.bank].eq(s.idx),
-                ]
-                m.d.comb += stats_set.eq(onehot(s.bank, nb))
-        assert sl.depth + 1 == self._STATS_DEPTH
-
-        # ---- per-row unit -------------------------------------------------------------------
-        b_mean = Array(Signal(signed(wd.num), name=f"mean_{b}") for b in range(nb))
-        b_scale = Array(Signal(unsigned(wd.scale), name=f"scale_{b}") for b in range(nb))
-        r_bank = Signal(range(nb))
         unit = self.row_unit_factory(p)
-        m.submodules.row_unit = unit
-        m.d.comb += [
-            unit.start.eq(stats.bit_select(r_bank, 1) & unit.idle),
-            unit.s1.eq(b_s1[r_bank]),
-            unit.s2.eq(b_s2[r_bank]),
-            unit.d.eq(b_end[r_bank] + 1),
-        ]
-        with m.If(unit.start):
-            m.d.comb += stats_clr.eq(onehot(r_bank, nb))
-        with m.If(unit.done):
-            m.d.sync += [
-                b_mean[r_bank].eq(unit.mean_num),
-                b_scale[r_bank].eq(unit.scale),
-                r_bank.eq(r_bank + 1),
-            ]
-            m.d.comb += ready_set.eq(onehot(r_bank, nb))
+        rows = StatRows(m, self, unit, banks=nb)
+
+        # ---- per-row unit: mean and std (div) or 1/std (lut) ----------------------------------
+        b_mean = bank_regs(nb, signed(wd.num), "mean_")
+        b_scale = bank_regs(nb, unsigned(wd.scale), "scale_")
+        rows.finish_unit((b_mean, unit.mean_num), (b_scale, unit.scale))
 
         # ---- normalise and emit ------------------------------------------------------------
-        d_bank = Signal(range(nb))
-        d_j = Signal(idx_w)
-        src = SimpleNamespace(
-            valid=Signal(name="norm_src_valid"), ready=Signal(name="norm_src_ready")
-        )
-        pipe = StallPipeline(m, src, self.o, self.norm_depth)
-        d_last = d_j == b_end[d_bank]
-        m.d.comb += [
-            src.valid.eq(ready.bit_select(d_bank, 1)),
-            x_rd.addr.eq(Cat(d_j, d_bank)),
-            x_rd.en.eq(pipe.en),
-        ]
-        with m.If(src.valid & src.ready):
-            with m.If(d_last):
-                m.d.comb += [ready_clr.eq(onehot(d_bank, nb)), busy_clr.eq(onehot(d_bank, nb))]
-                m.d.sync += [d_j.eq(0), d_bank.eq(d_bank + 1)]
-            with m.Else():
-                m.d.sync += d_j.eq(d_j + 1)
-        nl = Levels(pipe, "norm")
+        out = rows.reader(self.o)
+        affine = rows.affine
+        nl = out.levels
         # 1: the x read port's data register loads with the pipeline; the row constants beside
-        s = nl.next(first=d_j == 0, last=d_last, j=d_j, mean=b_mean[d_bank], scale=b_scale[d_bank])
+        s = nl.next(j=out.j, mean=b_mean[out.bank], scale=b_scale[out.bank])
         # 2: block-RAM output register
-        s = nl.next(x=x_rd.data, j=s.j, mean=s.mean, scale=s.scale, first=s.first, last=s.last)
+        s = nl.next(x=out.x, j=s.j, mean=s.mean, scale=s.scale)
         # 3: d = x - mean at the pipeline's fractional bits (exact)
         num = (s.x << (p.num_frac - p.in_fmt.frac_bits)) - s.mean
-        s = nl.next(num=(num, signed(wd.num)), j=s.j, scale=s.scale, first=s.first, last=s.last)
-        fz = p.norm_fmt.frac_bits
+        s = nl.next(num=(num, signed(wd.num)), j=s.j, scale=s.scale)
 
         def read_affine(j):
             # gamma[j] and beta[j] are read beside the last level of z's core, so that their
             # block-RAM data is registered (with the saturated z) before the multiplier
-            m.d.comb += [
-                g_rd.addr.eq(j),
-                g_rd.en.eq(pipe.en),
-                b_rd.addr.eq(j),
-                b_rd.en.eq(pipe.en),
-            ]
+            m.d.comb += affine.read(j, out.pipe.en)
 
         if p.kind is LayerNormBaseKind.DIV:
-            s = self._divide(nl, s, wd, read_affine)
+            z = self._divide(nl, s, wd, read_affine)
         else:
-            s = self._multiply(nl, s, wd, read_affine)
-        # saturate to norm_fmt; the divider's stages carried a channel index instead of gamma
-        # and beta
-        zf = p.norm_fmt
-        s = nl.next(
-            z=(saturate(s.z, zf), fix_shape(zf)),
-            g=g_rd.data,
-            beta=b_rd.data,
-            first=s.first,
-            last=s.last,
-        )
-        frac = fz + p.gamma_fmt.frac_bits
-        s = nl.next(zg=s.z * s.g, beta=s.beta, first=s.first, last=s.last)
-        s = nl.next(
-            acc=s.zg + (s.beta << (frac - p.beta_fmt.frac_bits)), first=s.first, last=s.last
-        )
-        sh = frac - p.out_fmt.frac_bits
-        y = (s.acc + (1 << (sh - 1))) >> sh
-        s = nl.next(y=(saturate(y, p.out_fmt), fix_shape(p.out_fmt)), first=s.first, last=s.last)
-        assert nl.depth == self.norm_depth, (nl.depth, self.norm_depth)
-        m.d.comb += [
-            self.o.payload.data.eq(s.y),
-            self.o.payload.first.eq(s.first),
-            self.o.payload.last.eq(s.last),
-        ]
+            z = self._multiply(nl, s, wd, read_affine)
+        # saturate, z * gamma + beta, round; the divider's stages carried a channel index
+        # instead of gamma and beta
+        y = affine.apply(nl, z, affine.gamma.data, affine.beta.data, p.norm_fmt, p.out_fmt)
+        self.depths = SimpleNamespace(stats=rows.depth, norm=out.emit(y))
         return m
 
-    def _divide(self, nl: Levels, s, wd, read_affine) -> SimpleNamespace:
+    def _divide(self, nl: Levels, s, wd, read_affine):
         """z = |d| / std: floor(|d| 2^(fz+1) / std) one bit per level, rounded, signed."""
         p = self.params
         fz = p.norm_fmt.frac_bits
         qb = p.norm_fmt.width  # quotient bits: |z| < 2^(int_bits - 1) with fz + 1 fraction bits
         e = qb - fz - 1  # dividend bits above the quotient's alignment
-        tags = dict(j=s.j, first=s.first, last=s.last)
         mag = Mux(s.num < 0, -s.num, s.num)
-        s = nl.next(mag=(mag, unsigned(wd.num - 1)), neg=s.num < 0, scale=s.scale, **tags)
-        tags = dict(j=s.j, first=s.first, last=s.last)
+        s = nl.next(mag=(mag, unsigned(wd.num - 1)), neg=s.num < 0, scale=s.scale, j=s.j)
         # the quotient overflows (|z| >= 2^e) when |d| >> e >= std: force it to all ones
         # then, which rounds to the saturating 2^(qb-1); otherwise the remainder starts at |d| >> e
         top = s.mag >> e
@@ -625,9 +431,8 @@ class LayerNormBase(wiring.Component):
             ovf=ovf,
             neg=s.neg,
             scale=s.scale,
-            **tags,
+            j=s.j,
         )
-        tags = dict(j=s.j, first=s.first, last=s.last)
         for k in range(qb):
             bit = s.low[e - 1 - k] if k < e else Const(0, 1)
             trial = Cat(bit, s.rem)
@@ -639,27 +444,23 @@ class LayerNormBase(wiring.Component):
                 ovf=s.ovf,
                 neg=s.neg,
                 scale=s.scale,
-                **tags,
+                j=s.j,
             )
-            tags = dict(j=s.j, first=s.first, last=s.last)
         q = Mux(s.ovf, (1 << qb) - 1, s.q)
         zmag = (q + 1) >> 1
         read_affine(s.j)
-        return nl.next(z=Mux(s.neg, -zmag, zmag), **tags)
+        return nl.next(z=Mux(s.neg, -zmag, zmag)).z
 
-    def _multiply(self, nl: Levels, s, wd, read_affine) -> SimpleNamespace:
+    def _multiply(self, nl: Levels, s, wd, read_affine):
         """z = d * (1/std) rounded half up: |d| * inv on DSP-sized parts, then the sign."""
         p = self.params
-        tags = dict(j=s.j, first=s.first, last=s.last)
         mag = Mux(s.num < 0, -s.num, s.num)
-        s = nl.next(mag=(mag, unsigned(wd.num - 1)), neg=s.num < 0, scale=s.scale, **tags)
-        tags = dict(j=s.j, first=s.first, last=s.last)
-        s = nl.mul({"prod": (s.mag, s.scale)}, neg=s.neg, **tags)
-        tags = dict(j=s.j, first=s.first, last=s.last)
+        s = nl.next(mag=(mag, unsigned(wd.num - 1)), neg=s.num < 0, scale=s.scale, j=s.j)
+        s = nl.mul({"prod": (s.mag, s.scale)}, neg=s.neg, j=s.j)
         sh = p.num_frac + p.table_fmt.frac_bits - p.norm_fmt.frac_bits
         half = 1 << (sh - 1)
         # round half up of -P is -((P + half - 1) >> sh)
         up = (s.prod + half) >> sh
         down = (s.prod + (half - 1)) >> sh
         read_affine(s.j)
-        return nl.next(z=Mux(s.neg, -down, up), **tags)
+        return nl.next(z=Mux(s.neg, -down, up)).z

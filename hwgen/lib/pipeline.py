@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 from types import SimpleNamespace
 
-from amaranth.hdl import Module, Shape, Signal, signed, unsigned
+from amaranth.hdl import Fragment, Module, Shape, Signal, signed, unsigned
 from amaranth.lib import stream
 
 from golden.formats import FixFormat
 
-__all__ = ["fix_shape", "saturate", "onehot", "valid_chain", "Stages", "Levels", "StallPipeline"]
+__all__ = [
+    "fix_shape",
+    "saturate",
+    "onehot",
+    "valid_chain",
+    "Stages",
+    "Levels",
+    "StallPipeline",
+    "built",
+]
 
 
 def fix_shape(fmt: FixFormat) -> Shape:
@@ -46,11 +56,27 @@ def onehot(index, n: int):
 
 def valid_chain(m: Module, valid, n: int, name: str) -> Signal:
     """``valid`` delayed by ``n`` registers that reset to 0 (a free-running pipeline's)."""
+    stages = Stages(m)
     for k in range(n):
-        nxt = Signal(name=f"{name}{k + 1}")
-        m.d.sync += nxt.eq(valid)
-        valid = nxt
+        valid = stages.valid_stage(valid, f"{name}{k + 1}")
     return valid
+
+
+def built(component) -> SimpleNamespace:
+    """What ``component`` records in ``self.depths`` while elaborating: the depths of the
+    pipelines it builds, from which its ``latency`` follows.
+
+    Measured once per class and Params, by elaborating a fresh component of the same class
+    (so reading ``latency`` never elaborates, or alters, the component itself).
+    """
+    return _built(type(component), component.params)
+
+
+@functools.cache
+def _built(cls, params) -> SimpleNamespace:
+    dut = cls(params)
+    Fragment.get(dut, None)
+    return dut.depths
 
 
 class Stages:
@@ -81,6 +107,16 @@ class Stages:
                 self._m.d.sync += reg.eq(value)
         return reg
 
+    def valid_stage(self, valid, name: str) -> Signal:
+        """A valid bit's register: it resets to 0 and loads like the data registers."""
+        reg = Signal(name=name)
+        if self._en is None:
+            self._m.d.sync += reg.eq(valid)
+        else:
+            with self._m.If(self._en):
+                self._m.d.sync += reg.eq(valid)
+        return reg
+
     def delay(self, value, n: int, name: str) -> Signal:
         """``value`` delayed by ``n`` stages (``n == 0`` returns it unchanged)."""
         for k in range(n):
@@ -92,7 +128,9 @@ class Levels:
     """A pipeline written level by level: each :meth:`next` registers a set of named values.
 
     Values that later levels need must be passed on explicitly, so every name in the returned
-    namespace is aligned with every other; ``depth`` counts the levels built so far.
+    namespace is aligned with every other; ``depth`` counts the levels built so far. Side-band
+    values (a valid bit, row framing, indices) ride along by themselves: every level registers
+    them beside its own values, so they stay aligned with the datapath without a delay chain.
 
     Parameters
     ----------
@@ -100,23 +138,47 @@ class Levels:
         Where the registers come from (free-running or with an enable).
     prefix : str
         Signal name prefix.
+    valid : Value, optional
+        A valid bit entering the first level; its registers reset to 0.
+    **side : Value
+        Side-band values entering the first level.
+
+    Members
+    -------
+    depth : int
+        Levels built so far.
+    valid : Value or None
+        The valid bit aligned with the last level (``valid`` itself before the first).
+    side : SimpleNamespace
+        The side-band values aligned with the last level; the namespace that :meth:`next`
+        returns holds them too.
     """
 
     #: Widest unsigned operand that fits one DSP block (ECP5 18x18 and xc7 25x18 signed).
     DSP_BITS = 17
 
-    def __init__(self, stages: Stages, prefix: str):
+    def __init__(self, stages: Stages, prefix: str, *, valid=None, **side):
         self.stages = stages
         self.prefix = prefix
         self.depth = 0
+        self.valid = valid
+        self.side = SimpleNamespace(**side)
 
     def next(self, **values) -> SimpleNamespace:
-        """Register ``values`` (each a Value, or a ``(value, shape)`` pair) as one level."""
+        """Register ``values`` (each a Value, or a ``(value, shape)`` pair) as one level, with
+        the side-band values and the valid bit beside them."""
+        side = vars(self.side)
+        clash = sorted(set(values) & set(side))
+        if clash:
+            raise ValueError(f"{self.prefix}: {clash} ride as side-band values already")
         self.depth += 1
         out = {}
-        for key, value in values.items():
+        for key, value in {**values, **side}.items():
             value, shape = value if isinstance(value, tuple) else (value, None)
             out[key] = self.stages.stage(value, f"{self.prefix}{self.depth}_{key}", shape)
+        self.side = SimpleNamespace(**{key: out[key] for key in side})
+        if self.valid is not None:
+            self.valid = self.stages.valid_stage(self.valid, f"{self.prefix}{self.depth}_valid")
         return SimpleNamespace(**out)
 
     def mul(self, products: dict, **carry) -> SimpleNamespace:
@@ -152,13 +214,17 @@ class Levels:
 
 
 class StallPipeline(Stages):
-    """Valid/ready control for a fixed-depth pipeline that advances as a whole.
+    """Valid/ready control for a pipeline that advances as a whole.
 
     Every stage register is loaded when the pipeline is enabled, which is whenever the output
     register is empty or being read (``en = ~o.valid | o.ready``). The input is ready exactly
     then, so with ``o.ready`` held high one element enters and one leaves per clock, and under
     back-pressure nothing is lost or duplicated: a stalled pipeline holds every stage. The
-    payload of ``o`` must be driven from the last :meth:`stage` register.
+    payload of ``o`` must be driven from the last stage register.
+
+    The valid bits come either from a fixed ``depth`` given here, or from the :class:`Levels`
+    that :meth:`levels` starts, which carry the input's valid bit as a side-band value; then
+    :meth:`finish` drives ``o.valid`` from them and takes their depth as the pipeline's.
 
     Parameters
     ----------
@@ -166,29 +232,45 @@ class StallPipeline(Stages):
         The module being elaborated.
     i, o : stream interfaces
         The component's input (a ``stream.Signature`` seen from the receiver) and output.
-    depth : int
-        Number of register stages between ``i`` and ``o``: the latency in clocks from an
-        accepted input to its output being valid, with no back-pressure.
+    depth : int, optional
+        Number of register stages between ``i`` and ``o``, when it is known up front.
 
     Members
     -------
     en : Signal
         High when the stage registers load (combinational).
+    depth : int or None
+        The latency in clocks from an accepted input to its output being valid, with no
+        back-pressure (None until :meth:`finish`, unless given).
     """
 
-    def __init__(self, m: Module, i: stream.Interface, o: stream.Interface, depth: int):
-        if depth < 1:
+    def __init__(self, m: Module, i: stream.Interface, o: stream.Interface, depth=None):
+        if depth is not None and depth < 1:
             raise ValueError(f"pipeline depth must be at least 1, not {depth}")
-        self.depth = depth
         self.en = Signal()
         super().__init__(m, self.en)
-        valid = [Signal(name=f"stage{n}_valid") for n in range(depth)]
-        m.d.comb += [
-            self.en.eq(~o.valid | o.ready),
-            i.ready.eq(self.en),
-            o.valid.eq(valid[-1]),
-        ]
-        with m.If(self.en):
-            m.d.sync += valid[0].eq(i.valid)
-            for prev, cur in zip(valid, valid[1:], strict=False):
-                m.d.sync += cur.eq(prev)
+        self._i, self._o = i, o
+        self.depth = None
+        m.d.comb += [self.en.eq(~o.valid | o.ready), i.ready.eq(self.en)]
+        if depth is not None:
+            valid = i.valid
+            for n in range(depth):
+                valid = self.valid_stage(valid, f"stage{n}_valid")
+            self._drive(valid, depth)
+
+    def levels(self, prefix: str, **side) -> Levels:
+        """:class:`Levels` on this pipeline that carry the input's valid bit and ``side``."""
+        return Levels(self, prefix, valid=self._i.valid, **side)
+
+    def finish(self, levels: Levels) -> int:
+        """Drive ``o.valid`` from ``levels`` (from :meth:`levels`); return their depth."""
+        if self.depth is not None:
+            raise ValueError("the pipeline's valid bits are driven already")
+        if levels.depth < 1:
+            raise ValueError(f"pipeline depth must be at least 1, not {levels.depth}")
+        self._drive(levels.valid, levels.depth)
+        return self.depth
+
+    def _drive(self, valid, depth: int) -> None:
+        self.depth = depth
+        self._m.d.comb += self._o.valid.eq(valid)

@@ -116,7 +116,9 @@ class StreamTB:
         self.cycle = 0
         self.in_cycles: list[int] = []
         self.out_cycles: list[int] = []
-        Clock(dut.clk, 10, unit="ns").start()
+        # the simulator-side clock: cocotb's default here is a Python coroutine that wakes
+        # twice per clock to toggle it
+        Clock(dut.clk, 10, unit="ns", impl="gpi").start()
 
     async def reset(self, cycles: int = 3) -> None:
         """Reset with every input stream idle and the output stalled; returns at the falling

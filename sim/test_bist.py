@@ -59,7 +59,7 @@ if runner.in_simulator():  # the cocotb half only exists inside a simulator
         """Run to done; check signature, verdict, clock count and the UART report."""
         cfg = json.loads(os.environ["HWGEN_BIST"])
         predicted, expected = cfg["predicted"], cfg["expected"]
-        Clock(dut.clk, 10, unit="ns").start()
+        Clock(dut.clk, 10, unit="ns", impl="gpi").start()
         dut.rst.value = 1
         await ClockCycles(dut.clk, 3)
         dut.rst.value = 0

@@ -306,7 +306,7 @@ class MacEngine(wiring.Component):
                     sig = Signal(shape, name=f"mac_l{k}{f}")
                     m.d.comb += sig.eq(v)
                     setattr(s, f"l{k}{f}", sig)
-        valid = _valid_stage(m, self.i.valid & self.i.ready, "mac_valid1")
+        valid = Stages(m).valid_stage(self.i.valid & self.i.ready, "mac_valid1")
 
         # 2: each lane's (t0 + t1), the first term's correction as the adder's carry-in
         lane_q = {}
@@ -326,7 +326,7 @@ class MacEngine(wiring.Component):
             if len(plan.post_shifts) > 1:
                 lane_q[f"l{k}e"] = getattr(s, f"l{k}e")
         s = lv.next(**lane_q, first=s.first, last=s.last)
-        valid = _valid_stage(m, valid, "mac_valid2")
+        valid = Stages(m).valid_stage(valid, "mac_valid2")
 
         # the products, less each lane's pending correction: (q << e) with the ones the shift
         # brings in set where the correction is pending (then it owes 1 at any shift)
@@ -368,7 +368,7 @@ class MacEngine(wiring.Component):
             words = [(getattr(level, f"sum{k}"), lo, hi) for k, (_, lo, hi) in enumerate(sums)]
             owed = [getattr(level, f"owed{k}") for k in range(len(owed))]
             first, last = level.first, level.last
-            valid = _valid_stage(m, valid, f"mac_valid_tree{level_k}")
+            valid = Stages(m).valid_stage(valid, f"mac_valid_tree{level_k}")
         ((total, _, _),) = words
         (carry,) = owed
 
@@ -396,9 +396,3 @@ class MacEngine(wiring.Component):
                 for a in (a_lo, a_hi):
                     lo, hi = min(lo, weight * a - owed), max(hi, weight * a)
         return lo, hi
-
-
-def _valid_stage(m: Module, valid, name: str) -> Signal:
-    reg = Signal(name=name)
-    m.d.sync += reg.eq(valid)
-    return reg

@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .power import _bit_exprs
+from .power import _bit_exprs, insert_into_module
 from .tools import ToolMissingError, find_tool, run_logged, yosys_version_of
 
 __all__ = [
@@ -913,11 +913,7 @@ def instrument(netlist_v: str, top: str, analysis: Mapping) -> str:
         "    end",
         "  endtask",
     ]
-    match = re.search(rf"^module {re.escape(top)}\b.*?^endmodule", netlist_v, re.S | re.M)
-    if not match:
-        raise ValueError(f"module {top} not found in the mapped netlist")
-    end = match.end() - len("endmodule")
-    return netlist_v[:end] + "\n".join(add) + "\n" + netlist_v[end:]
+    return insert_into_module(netlist_v, top, add, "the mapped netlist")
 
 
 def counts_from(analysis: Mapping, cnt: list[int], acc: list[int], cycles: int) -> dict:

@@ -45,6 +45,7 @@ __all__ = [
     "analyse_netlist",
     "energy",
     "gate_netlist",
+    "insert_into_module",
     "instrument",
     "measure",
     "run_counts",
@@ -242,11 +243,17 @@ def instrument(netlist_v: str, top: str, analysis: Mapping) -> str:
         "    end",
         "  endtask",
     ]
+    return insert_into_module(netlist_v, top, add, "the gate netlist")
+
+
+def insert_into_module(netlist_v: str, top: str, lines: list[str], what: str) -> str:
+    """``netlist_v`` with ``lines`` added at the end of module ``top`` (before its
+    ``endmodule``); ``ValueError`` naming ``what`` when the module is not there."""
     match = re.search(rf"^module {re.escape(top)}\b.*?^endmodule", netlist_v, re.S | re.M)
     if not match:
-        raise ValueError(f"module {top} not found in the gate netlist")
+        raise ValueError(f"module {top} not found in {what}")
     end = match.end() - len("endmodule")
-    return netlist_v[:end] + "\n".join(add) + "\n" + netlist_v[end:]
+    return netlist_v[:end] + "\n".join(lines) + "\n" + netlist_v[end:]
 
 
 def make_testbench(

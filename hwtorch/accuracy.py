@@ -369,7 +369,7 @@ def standard_configs(qat: bool = True) -> list[Config]:
     rows.append(Config("gelu-s16-mult", gelu=mult, group="sweep"))
     rows += [
         Config("softmax-pade11", softmax=s.replace(pade=pade11), group="sweep"),
-        Config("softmax-nt0", softmax=s.replace(newton_steps=0), group="sweep"),
+        Config("softmax-r64-nt1", softmax=s.replace(recip_bits=6, newton_steps=1), group="sweep"),
         Config("softmax-r16-nt0", softmax=s.replace(recip_bits=4, newton_steps=0), group="sweep"),
         Config("softmax-nt2", softmax=s.replace(newton_steps=2), group="sweep"),
         Config("layernorm-nt0", layernorm=ln.replace(newton_steps=0), group="sweep"),

@@ -288,7 +288,7 @@ class LayerNorm(StatRowCore):
         # ---- normalise and emit ------------------------------------------------------------
         out = rows.reader(self.o)
         affine = rows.affine
-        m.d.comb += affine.read(out.j, out.pipe.en)
+        m.d.comb += affine.read(out.j, out.read)
         nl = out.levels
         # 1: the read ports' data registers load with the pipeline; the row constants beside
         bank = out.bank
@@ -300,9 +300,10 @@ class LayerNorm(StatRowCore):
             is_right=b_is_right[bank],
         )
 
-        # 2: block-RAM output registers
-        s = nl.next(
-            x=out.x,
+        # 2: block-RAM output registers (and the x banks' multiplexer, where they are split)
+        s = rows.x_mem.stage_read(
+            nl,
+            "x",
             g=affine.gamma.data,
             beta=affine.beta.data,
             a=s.a,

@@ -391,8 +391,8 @@ class LayerNormBase(StatRowCore):
         nl = out.levels
         # 1: the x read port's data register loads with the pipeline; the row constants beside
         s = nl.next(j=out.j, mean=b_mean[out.bank], scale=b_scale[out.bank])
-        # 2: block-RAM output register
-        s = nl.next(x=out.x, j=s.j, mean=s.mean, scale=s.scale)
+        # 2: block-RAM output register (and the bank multiplexer, where the banks are split)
+        s = rows.x_mem.stage_read(nl, "x", j=s.j, mean=s.mean, scale=s.scale)
         # 3: d = x - mean at the pipeline's fractional bits (exact)
         num = (s.x << (p.num_frac - p.in_fmt.frac_bits)) - s.mean
         s = nl.next(num=(num, signed(wd.num)), j=s.j, scale=s.scale)
@@ -400,7 +400,7 @@ class LayerNormBase(StatRowCore):
         def read_affine(j):
             # gamma[j] and beta[j] are read beside the last level of z's core, so that their
             # block-RAM data is registered (with the saturated z) before the multiplier
-            m.d.comb += affine.read(j, out.pipe.en)
+            m.d.comb += affine.read(j, out.pipe.en & nl.valid)
 
         if p.kind is LayerNormBaseKind.DIV:
             z = self._divide(nl, s, wd, read_affine)

@@ -1,5 +1,8 @@
 """Streaming softmax: Padé exponential, multi-scale reciprocal, ping-pong row buffers.
 
+Three multipliers (r^2, P * (1/Q), e * (1/S)); the constants are adder trees and the two
+reciprocals share one table in a dual-port block RAM.
+
 The arithmetic is :func:`golden.softmax.emulate`; this module bakes the constants of
 :func:`golden.softmax.tables` into logic and schedules it.
 """
@@ -8,7 +11,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, unsigned
+from amaranth.lib.memory import Memory
 
 from golden import softmax as golden_softmax
 from golden.softmax import PadeOrder, SoftmaxParams
@@ -19,18 +23,38 @@ from ..lib.rows import BankFlags, RowLaunch, ScanRowCore, ScanRows, bank_regs
 __all__ = ["Softmax", "recip_levels"]
 
 
-def recip_levels(lv: Levels, m_val, p: SoftmaxParams, **carry) -> SimpleNamespace:
+class RecipTable:
+    """The reciprocal seed table of :func:`golden.softmax.tables` in one memory with two read
+    ports: ``q`` for 1/Q, one read per element, and ``s`` for 1/S, one read per row.
+
+    At the default 1024 x 17 bits it is one block RAM (RAMB18E1 or DP16KD, both ports in use),
+    so the two reciprocals share it; Yosys maps small tables to LUTs.
+    """
+
+    def __init__(self, m: Module, p: SoftmaxParams):
+        table = [int(v) for v in golden_softmax.tables(p).recip]
+        m.submodules.recip_rom = rom = Memory(
+            shape=fix_shape(p.recip_fmt), depth=len(table), init=table
+        )
+        self.q, self.s = rom.read_port(), rom.read_port()
+
+
+def recip_levels(
+    mod: Module, lv: Levels, m_val, p: SoftmaxParams, port, **carry
+) -> SimpleNamespace:
     """The reciprocal unit of :func:`golden.softmax.recip` as pipeline levels.
 
-    ``m_val`` is a ``poly_fmt`` code in [1, 2); ``carry`` values travel alongside. Adds
-    1 + 6 ``newton_steps`` levels: the table lookup, then per Newton step m*y (two levels),
-    2 - round(m y), y (2 - m y) (two levels) and its rounding. Returns ``y`` and the carry.
+    ``m_val`` is a ``poly_fmt`` code in [1, 2); ``port`` a read port of :class:`RecipTable`;
+    ``carry`` values travel alongside. Adds 2 + 6 ``newton_steps`` levels: the table read
+    (its data register) and a register after the block RAM, then per Newton step m*y (two
+    levels), 2 - round(m y), y (2 - m y) (two levels) and its rounding. Returns ``y`` and the
+    carry.
     """
     fm, fy = p.poly_fmt.frac_bits, p.recip_fmt.frac_bits
-    table = Array(Const(int(v), fix_shape(p.recip_fmt)) for v in golden_softmax.tables(p).recip)
-    idx = m_val[fm - p.recip_bits : fm]  # the top fraction bits (the integer bit is 1)
-    s = lv.next(y=table[idx], m=m_val, **carry)
     keep = list(carry)
+    mod.d.comb += [port.addr.eq(m_val[fm - p.recip_bits : fm]), port.en.eq(lv.valid)]
+    s = lv.next(m=m_val, **carry)  # the read (the port's data register)
+    s = lv.next(y=port.data, m=s.m, **{k: getattr(s, k) for k in keep})
 
     def pass_on(level):
         return {k: getattr(level, k) for k in keep}
@@ -79,7 +103,7 @@ class Softmax(ScanRowCore):
         Probability codes of ``params.out_fmt`` with the row framing.
     latency : int
         Without back-pressure, the first output of a row of length L is valid
-        ``L + latency`` clocks after the row's last input was accepted (42 for the default
+        ``L + latency`` clocks after the row's last input was accepted (31 for the default
         configuration; rows waiting for a buffer add their wait).
     """
 
@@ -90,6 +114,7 @@ class Softmax(ScanRowCore):
         p = self.params
         tb = golden_softmax.tables(p)
         nb = _E_BANKS
+        rt = RecipTable(m, p)
         # per exp bank: summed (S known), ready (1/S known)
         e_summed = BankFlags(m, nb, "e_summed")
         e_ready = BankFlags(m, nb, "e_ready")
@@ -97,7 +122,7 @@ class Softmax(ScanRowCore):
         # ---- ingest (row maximum), then exp: one element per clock through the exp levels -----
         rows = ScanRows(m, self.i, p, banks=nb)
         lv = rows.levels
-        e_val = self._exp_datapath(lv, rows.x, rows.max, p, tb)
+        e_val = self._exp_datapath(m, lv, rows.x, rows.max, p, tb, rt)
         sums = rows.store(e_val, fix_shape(p.sum_fmt), e_summed)
 
         # ---- 1/S once per row ---------------------------------------------------------------
@@ -112,12 +137,16 @@ class Softmax(ScanRowCore):
         s = rl.next(sum=s.sum, k=k_val)
         fm = p.poly_fmt.frac_bits
         s = rl.next(mant=((s.sum << fm) >> s.k, unsigned(fm + 1)), k=s.k)
-        s = recip_levels(rl, s.mant, p, k=s.k)
-        # right shift of e * (1/m) before the final rounding bit: k + recip_frac - out_frac - 1
-        shift_val = Signal(7, name="rcp_shift")  # >= 0 by SoftmaxParams' validation
-        m.d.comb += shift_val.eq(s.k + (p.recip_fmt.frac_bits - p.out_fmt.frac_bits - 1))
+        s = recip_levels(m, rl, s.mant, p, rt.s, k=s.k)
+        # right shift of e * (1/m) before the final rounding bit: k + recip_frac - out_frac - 1.
+        # The row maximum has e = recip(1.0) >= 1/2, so S >= 1/2 and k >= exp_frac - 1: the
+        # shift is at least `base` (wiring) plus a small variable part
+        base = p.exp_fmt.frac_bits - 1 + p.recip_fmt.frac_bits - p.out_fmt.frac_bits - 1
+        var_w = max(1, (p.sum_fmt.width - p.exp_fmt.frac_bits).bit_length())
+        shift_val = Signal(var_w, name="rcp_shift")
+        m.d.comb += shift_val.eq(s.k - (p.exp_fmt.frac_bits - 1))
         e_inv = bank_regs(nb, fix_shape(p.recip_fmt), "e_inv")
-        e_shift = bank_regs(nb, 7, "e_shift")
+        e_shift = bank_regs(nb, var_w, "e_shift")
         rcp_depth = launch.finish(e_ready, (e_inv, s.y), (e_shift, shift_val))
 
         # ---- normalise and emit, with back-pressure ------------------------------------------
@@ -126,9 +155,14 @@ class Softmax(ScanRowCore):
         # level 1: the read port's data register (it loads with the pipeline); the row constants
         s = nl.next(inv=e_inv[out.bank], shift=e_shift[out.bank])
         s = nl.next(e=out.e, inv=s.inv, shift=s.shift)
-        s = nl.mul({"prod": (s.e, s.inv)}, shift=s.shift)
+        # e * inv: e's fraction on one multiplier; its integer bit (e = 1.0) adds inv itself
+        fe = p.exp_fmt.frac_bits
+        s = nl.next(
+            lo=s.e[:fe] * s.inv, hi=Mux(s.e[fe], s.inv, 0), shift=s.shift
+        )  # the multiplier, registered
+        s = nl.next(prod=s.lo + (s.hi << fe), shift=s.shift)
         # right shift by (recip_frac + k - out_frac) - 1, then round half up and saturate
-        s = nl.next(pre=s.prod >> s.shift)
+        s = nl.next(pre=s.prod[base:] >> s.shift)
         rounded = (s.pre + 1) >> 1
         y_sat = Mux(rounded > p.out_fmt.max_code, p.out_fmt.max_code, rounded)
         s = nl.next(y=(y_sat, fix_shape(p.out_fmt)))
@@ -136,40 +170,59 @@ class Softmax(ScanRowCore):
         return m
 
     @staticmethod
-    def _exp_datapath(lv: Levels, x_val, max_val, p: SoftmaxParams, tb) -> Signal:
-        """exp(x - max) as exp_fmt codes, from the read's level on."""
+    def _exp_datapath(m: Module, lv: Levels, x_val, max_val, p: SoftmaxParams, tb, rt) -> Signal:
+        """exp(x - max) as exp_fmt codes, from the read's level on.
+
+        Three multipliers in all are left in the design: r^2 here, P * (1/Q) here and e * (1/S)
+        in the output pass. The constants log2(e), a1 and a2 multiply by adder trees
+        (:meth:`Levels.shift_add`), and 1/Q is a read of the reciprocal table that 1/S shares.
+        """
         fin, fl, fr = p.in_fmt.frac_bits, p.log2e_fmt.frac_bits, p.red_fmt.frac_bits
         fp, fy, fe = p.poly_fmt.frac_bits, p.recip_fmt.frac_bits, p.exp_fmt.frac_bits
         width = p.in_fmt.width
-        s = lv.next(x=x_val, mx=max_val)  # block RAM output register
+        s = lv.next(x=x_val, mx=max_val)  # a register after the block RAM's output
         s = lv.next(dist=(s.mx - s.x, unsigned(width)))  # distance below the max, >= 0
+        # distances of 2**dw codes or more give z > flush_shift, flushed whatever their value:
+        # saturating them there leaves every output alone and narrows the adder tree
+        dw = _dist_bits(p, tb.log2e)
+        dist = s.dist
+        if dw < width:
+            dist = Mux(s.dist[dw:].any(), (1 << dw) - 1, s.dist[:dw])
         # n = dist * log2(e): integer part z, fraction r truncated to fr bits
-        s = lv.mul({"n": (s.dist, Const(tb.log2e, fix_shape(p.log2e_fmt)))})
+        s = lv.shift_add({"n": (dist, tb.log2e)})
         z, r = s.n[fin + fl :], s.n[fin + fl - fr : fin + fl]
-        a1 = Const(tb.a1, unsigned(max(1, tb.a1.bit_length())))
-        s = lv.mul({"r2p": (r, r), "t1p": (r, a1)}, z=z)
+        # r^2 on a multiplier (registered), a1 r by an adder tree beside it
+        s = lv.shift_add({"t1p": (r, tb.a1)}, r2p=r * r, z=z)
         half_r = 1 << (fr - 1)
         s = lv.next(r2=((s.r2p + half_r) >> fr, unsigned(fr + 1)), t1=(s.t1p + half_r) >> fr, z=s.z)
         if p.pade is PadeOrder.P22:
-            a2 = Const(tb.a2, unsigned(max(1, tb.a2.bit_length())))
-            s = lv.mul({"t2p": (s.r2, a2)}, t1=s.t1, z=s.z)
-        else:  # [1/1]: no square term; keep the levels so the latency does not depend on it
-            s = lv.next(t2p=Const(0, 1), t1=s.t1, z=s.z)
-            s = lv.next(t2p=s.t2p, t1=s.t1, z=s.z)
-        s = lv.next(t2=(s.t2p + half_r) >> fr, t1=s.t1, z=s.z)
+            s = lv.shift_add({"t2p": (s.r2, tb.a2)}, t1=s.t1, z=s.z)
+            t2 = (s.t2p + half_r) >> fr
+        else:  # [1/1]: no square term
+            t2 = Const(0, 1)
         one = 1 << fp
         s = lv.next(
-            num=(one - s.t1 + s.t2, unsigned(fp + 1)),
-            den=(one + s.t1 + s.t2, unsigned(fp + 1)),
+            num=(one - s.t1 + t2, unsigned(fp + 1)),
+            den=(one + s.t1 + t2, unsigned(fp + 1)),
             z=s.z,
         )
-        s = recip_levels(lv, s.den, p, num=s.num, z=s.z)
-        s = lv.mul({"prod": (s.num, s.y)}, z=s.z)
-        # shift right by fp + fy - fe + z - 1 (entries past the flush limit become 0), round
+        s = recip_levels(m, lv, s.den, p, rt.q, num=s.num, z=s.z)
+        s = lv.next(prod=s.num * s.y, z=s.z)  # the multiplier, registered
+        # shift right by fp + fy - fe + z - 1 (entries past the flush limit become 0), round:
+        # the constant part of the shift is wiring, so the barrel shifter only moves by z
+        base = fp + fy - fe - 1
         flush = s.z > p.flush_shift
-        amount = Mux(flush, 0, s.z) + (fp + fy - fe - 1)
-        s = lv.next(prod=s.prod, amount=amount, flush=flush)
-        s = lv.next(pre=s.prod >> s.amount, flush=s.flush)
+        z = s.z[: p.flush_shift.bit_length()]
+        s = lv.next(pre=s.prod[base:] >> z, flush=flush)
         rounded = (s.pre + 1) >> 1
         e_sat = Mux(rounded > p.exp_fmt.max_code, p.exp_fmt.max_code, rounded)
         return lv.next(e=(Mux(s.flush, 0, e_sat), fix_shape(p.exp_fmt))).e
+
+
+def _dist_bits(p: SoftmaxParams, log2e: int) -> int:
+    """The fewest bits d such that every distance of 2**d - 1 codes or more is flushed."""
+    shift = p.in_fmt.frac_bits + p.log2e_fmt.frac_bits
+    for d in range(1, p.in_fmt.width + 1):
+        if (((1 << d) - 1) * log2e) >> shift > p.flush_shift:
+            return d
+    return p.in_fmt.width

@@ -18,7 +18,7 @@ from golden.formats import FixFormat
 from golden.softmax_base import SoftmaxBaseKind, SoftmaxBaseParams
 
 from ..lib.pipeline import Levels, built, fix_shape, saturate
-from ..lib.rows import BankFlags, RowLaunch, ScanRowCore, ScanRows, bank_regs
+from ..lib.rows import BankFlags, RowLaunch, ScanRowCore, ScanRows, TableRom, bank_regs
 
 __all__ = ["SoftmaxBase"]
 
@@ -124,7 +124,7 @@ class SoftmaxBase(ScanRowCore):
             rl = launch.levels
             s = rl.next(sum=sums.total.sum[launch.bank])
             s = rl.next(idx=_round_sat(m, s.sum, p.exp_fmt.frac_bits, p.inv_in_fmt, "rcp_index"))
-            m.d.comb += rcp_rd.addr.eq(s.idx)
+            m.d.comb += [rcp_rd.addr.eq(s.idx), rcp_rd.en.eq(rl.valid)]
             rl.next()  # the table read
             e_inv = bank_regs(nb, fix_shape(p.recip_fmt), "e_inv")
             rcp_depth = launch.finish(e_ready, (e_inv, rcp_rd.data))
@@ -147,17 +147,14 @@ class SoftmaxBase(ScanRowCore):
         p = self.params
         fn = p.in_fmt.frac_bits + p.log2e_fmt.frac_bits
         eb, fe = p.exp_bits, p.exp_fmt.frac_bits
-        m.submodules.exp_rom = rom = Memory(
-            shape=fix_shape(p.exp_fmt), depth=len(tb.exp), init=tb.exp.tolist()
-        )
-        rd = rom.read_port()
+        rd = TableRom(m, "exp_rom", fix_shape(p.exp_fmt), tb.exp.tolist())
         s = lv.next(x=x_val, mx=max_val)  # block RAM output register
         s = lv.next(dist=(s.mx - s.x, unsigned(p.in_fmt.width)))  # distance below the max
         s = lv.mul({"n": (s.dist, Const(tb.log2e, fix_shape(p.log2e_fmt)))})
         # n rounded half up to exp_bits fractional bits: table index j and shift z
         q = (s.n + (1 << (fn - eb - 1))) >> (fn - eb) if fn > eb else s.n
         s = lv.next(j=q[:eb], z=q[eb:])
-        m.d.comb += rd.addr.eq(s.j)
+        m.d.comb += [rd.addr.eq(s.j), rd.en.eq(lv.valid)]
         # shifts beyond the flush limit give 0; clamp the amount so the shifter stays small
         flush = s.z > p.flush_shift
         s = lv.next(z=(Mux(flush, 0, s.z), unsigned((fe + 1).bit_length())), flush=flush)
@@ -169,15 +166,12 @@ class SoftmaxBase(ScanRowCore):
     def _exp_lut(self, m: Module, lv: Levels, x_val, max_val, tb) -> Signal:
         """table(round(max - x) saturated to diff_fmt), as exp_fmt codes."""
         p = self.params
-        m.submodules.exp_rom = rom = Memory(
-            shape=fix_shape(p.exp_fmt), depth=len(tb.exp), init=tb.exp.tolist()
-        )
-        rd = rom.read_port()
+        rd = TableRom(m, "exp_rom", fix_shape(p.exp_fmt), tb.exp.tolist())
         s = lv.next(x=x_val, mx=max_val)  # block RAM output register
         s = lv.next(dist=(s.mx - s.x, unsigned(p.in_fmt.width)))
         idx = _round_sat(m, s.dist, p.in_fmt.frac_bits, p.diff_fmt, "exp_index")
         s = lv.next(idx=idx)
-        m.d.comb += rd.addr.eq(s.idx)
+        m.d.comb += [rd.addr.eq(s.idx), rd.en.eq(lv.valid)]
         lv.next()  # the table read
         return lv.next(e=rd.data).e  # its output register
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import functools
 from types import SimpleNamespace
 
-from amaranth.hdl import Fragment, Module, Shape, Signal, signed, unsigned
+from amaranth.hdl import Const, Fragment, Module, Shape, Signal, signed, unsigned
 from amaranth.lib import stream
 
 from golden.formats import FixFormat
 
 __all__ = [
+    "csd_digits",
     "fix_shape",
     "saturate",
     "onehot",
@@ -52,6 +53,21 @@ def onehot(index, n: int):
     from amaranth.hdl import Const
 
     return (Const(1, n) << index)[:n]
+
+
+def csd_digits(code: int) -> list[tuple[int, int]]:
+    """The canonical signed-digit form of a non-negative integer: ``(shift, ±1)`` pairs whose
+    sum of ``digit << shift`` is ``code``, with no two adjacent shifts (the fewest non-zero
+    digits of any signed-digit form)."""
+    digits, shift = [], 0
+    while code:
+        if code & 1:
+            digit = 2 - (code & 3)  # +1 where the next bit is 0, -1 where a run of ones starts
+            digits.append((shift, digit))
+            code -= digit
+        code >>= 1
+        shift += 1
+    return digits
 
 
 def valid_chain(m: Module, valid, n: int, name: str) -> Signal:
@@ -180,6 +196,45 @@ class Levels:
         if self.valid is not None:
             self.valid = self.stages.valid_stage(self.valid, f"{self.prefix}{self.depth}_valid")
         return SimpleNamespace(**out)
+
+    def shift_add(self, products: dict, **carry) -> SimpleNamespace:
+        """Products by constants as adder trees: no multiplier.
+
+        ``products`` maps a name to ``(x, code)``: an unsigned value times a non-negative
+        integer constant, exact. The constant is written in canonical signed digits (at most
+        one non-zero digit in any two adjacent places), so ``x * code`` is a sum of
+        ``len(csd_digits(code))`` shifted copies of ``±x``, added pairwise modulo the product's
+        width ``len(x) + code.bit_length()``, one tree layer
+        per level: ``ceil(log2(digits))`` levels (at least one), the same for every product
+        (shorter trees pass through). ``carry`` values travel alongside.
+        """
+        trees, widths = {}, {}
+        for name, (x, code) in products.items():
+            if x.shape().signed or code < 0:
+                raise TypeError(f"Levels.shift_add takes unsigned operands ({name})")
+            widths[name] = len(x) + max(1, code.bit_length())
+            # partial sums modulo 2**width: the total is exact and below 2**width, so the wrap
+            # of a partial sum that goes negative (a minus digit) cancels
+            wide = unsigned(widths[name])
+            terms = [
+                (x << shift) if digit > 0 else -(x << shift) for shift, digit in csd_digits(code)
+            ]
+            trees[name] = [(t, wide) for t in terms] or [(Const(0, 1), wide)]
+        layers = max(1, max((len(t) - 1).bit_length() for t in trees.values()))
+        for _ in range(layers):
+            values = {}
+            for name, terms in trees.items():
+                for k in range(0, len(terms), 2):
+                    pair = terms[k : k + 2]
+                    value = pair[0][0] if len(pair) == 1 else pair[0][0] + pair[1][0]
+                    values[f"{name}_t{k // 2}"] = (value, pair[0][1])
+            level = self.next(**values, **carry)
+            carry = {k: getattr(level, k) for k in carry}
+            for name, terms in trees.items():
+                n = (len(terms) + 1) // 2
+                trees[name] = [(getattr(level, f"{name}_t{k}"), terms[0][1]) for k in range(n)]
+        out = {name: trees[name][0][0] for name in products}
+        return SimpleNamespace(**out, **carry, **vars(self.side))
 
     def mul(self, products: dict, **carry) -> SimpleNamespace:
         """Unsigned products in two levels: DSP-sized partial products, then their sum.

@@ -42,6 +42,7 @@ from .pipeline import Levels, Stages, StallPipeline, built, fix_shape, onehot, s
 __all__ = [
     "index_width",
     "bank_memory",
+    "TableRom",
     "bank_regs",
     "row_ports",
     "BankFlags",
@@ -76,6 +77,129 @@ def bank_memory(shape, banks: int, idx_w: int) -> Memory:
     past the block RAM, on the block RAM's slow output path.
     """
     return Memory(shape=shape, depth=banks << idx_w, init=[], attrs={"no_rw_check": 1})
+
+
+#: Entries of one block RAM at 18 bits or less (RAMB18E1 and DP16KD as 1024 x 18).
+_BLOCK_DEPTH = 1024
+
+
+class BankedMemory:
+    """Row banks in block RAM, with one write port and one read port addressed ``Cat(index,
+    bank)`` (``addr``, ``data``, ``en`` as on a memory port; read data one clock after the
+    address).
+
+    Where a bank fills a block RAM (``2**idx_w`` of at least 1024 entries) each bank is a
+    memory of its own and a port enables only the addressed bank's block: one block RAM
+    access per element instead of one per block of a memory that Yosys splits by width (a
+    4096 x 16 memory maps to four 4096 x 4 DP16KDs, all four enabled at every access; the
+    split by depth is Vivado's ``RAM_DECOMP = "power"``). The read data is then a multiplexer
+    over the banks, selected by the bank registered with the read. Smaller banks share one
+    memory (:func:`bank_memory`), which takes one block for all of them.
+
+    The multiplexer must not follow the block RAM's slow output in the same clock (on ECP5 a
+    DP16KD's clock-to-output is 5.8 ns), so a reader registers the read data with
+    :meth:`stage_read`: one level when the banks share a memory, two when they are split (the
+    banks' outputs, then the multiplexer).
+
+    Members
+    -------
+    wr, rd : SimpleNamespace
+        The ports' ``addr``, ``data`` and ``en`` signals.
+    split : bool
+        One memory per bank.
+    """
+
+    def __init__(self, m: Module, name: str, shape, banks: int, idx_w: int):
+        aw = idx_w + (banks - 1).bit_length()
+        self.wr = SimpleNamespace(
+            addr=Signal(aw, name=f"{name}_waddr"),
+            data=Signal(shape, name=f"{name}_wdata"),
+            en=Signal(name=f"{name}_wen"),
+        )
+        self.rd = SimpleNamespace(
+            addr=Signal(aw, name=f"{name}_raddr"),
+            data=Signal(shape, name=f"{name}_rdata"),
+            en=Signal(name=f"{name}_ren"),
+        )
+        self.split = (1 << idx_w) >= _BLOCK_DEPTH
+        if not self.split:
+            m.submodules[name] = mem = bank_memory(shape, banks, idx_w)
+            wp, rp = mem.write_port(), mem.read_port()
+            m.d.comb += [
+                wp.addr.eq(self.wr.addr),
+                wp.data.eq(self.wr.data),
+                wp.en.eq(self.wr.en),
+                rp.addr.eq(self.rd.addr),
+                rp.en.eq(self.rd.en),
+                self.rd.data.eq(rp.data),
+            ]
+            return
+        wbank, rbank = self.wr.addr[idx_w:], self.rd.addr[idx_w:]
+        sel = Signal(range(banks), name=f"{name}_rsel")
+        with m.If(self.rd.en):
+            m.d.sync += sel.eq(rbank)
+        outs = []
+        for b in range(banks):
+            mem = Memory(shape=shape, depth=1 << idx_w, init=[], attrs={"no_rw_check": 1})
+            m.submodules[f"{name}{b}"] = mem
+            wp, rp = mem.write_port(), mem.read_port()
+            m.d.comb += [
+                wp.addr.eq(self.wr.addr[:idx_w]),
+                wp.data.eq(self.wr.data),
+                wp.en.eq(self.wr.en & (wbank == b)),
+                rp.addr.eq(self.rd.addr[:idx_w]),
+                rp.en.eq(self.rd.en & (rbank == b)),
+            ]
+            outs.append(rp.data)
+        m.d.comb += self.rd.data.eq(Array(outs)[sel])
+        self._outs, self._sel = outs, sel
+
+    def stage_read(self, lv: Levels, key: str, **values) -> SimpleNamespace:
+        """Register the read data as ``key`` beside ``values`` on ``lv``, from the level after
+        the read: one level, or two where the banks are split (see above)."""
+        if not self.split:
+            return lv.next(**{key: self.rd.data}, **values)
+        banks = {f"{key}_bank{b}": data for b, data in enumerate(self._outs)}
+        s = lv.next(**banks, **{f"{key}_sel": self._sel}, **values)
+        data = Array(getattr(s, k) for k in banks)[getattr(s, f"{key}_sel")]
+        return lv.next(**{key: data}, **{k: getattr(s, k) for k in values})
+
+
+class TableRom:
+    """A constant table in block RAM with one read port (``addr``, ``en``, ``data``: the data
+    one clock after the address, held while ``en`` is low).
+
+    A table deeper than one block RAM (1024 words of up to 18 bits) is split by depth, one
+    memory per 1024 words, and a read enables only the block that holds the word: one block
+    RAM access per read where Yosys would split a 2048 x 18 table by width into two 2048 x 9
+    blocks and read both. The data is then a multiplexer selected by the registered top
+    address bits.
+    """
+
+    def __init__(self, m: Module, name: str, shape, init):
+        init = [int(v) for v in init]
+        aw = max(1, (len(init) - 1).bit_length())
+        self.addr = Signal(aw, name=f"{name}_addr")
+        self.en = Signal(name=f"{name}_en")
+        self.data = Signal(shape, name=f"{name}_data")
+        parts = [init[k : k + _BLOCK_DEPTH] for k in range(0, len(init), _BLOCK_DEPTH)]
+        if len(parts) == 1:
+            m.submodules[name] = rom = Memory(shape=shape, depth=len(init), init=init)
+            rp = rom.read_port()
+            m.d.comb += [rp.addr.eq(self.addr), rp.en.eq(self.en), self.data.eq(rp.data)]
+            return
+        lo_w = (_BLOCK_DEPTH - 1).bit_length()
+        top = self.addr[lo_w:]
+        sel = Signal(range(len(parts)), name=f"{name}_sel")
+        with m.If(self.en):
+            m.d.sync += sel.eq(top)
+        outs = []
+        for k, part in enumerate(parts):
+            m.submodules[f"{name}{k}"] = rom = Memory(shape=shape, depth=len(part), init=part)
+            rp = rom.read_port()
+            m.d.comb += [rp.addr.eq(self.addr[:lo_w]), rp.en.eq(self.en & (top == k))]
+            outs.append(rp.data)
+        m.d.comb += self.data.eq(Array(outs)[sel])
 
 
 def bank_regs(n: int, shape, name: str) -> Array:
@@ -262,6 +386,7 @@ class RowScan:
         m.d.comb += [
             issue.eq(full[self.bank] & ((j != 0) | ~claim[dest])),
             port.addr.eq(Cat(j, self.bank)),
+            port.en.eq(issue),  # no block RAM access in the gaps between rows
         ]
         with m.If(issue):
             with m.If(j == 0):
@@ -389,12 +514,15 @@ class RowReader:
 
     After a row's last read its ``ready`` flag and the ``release`` flags of its bank are
     cleared. The read ports are the caller's: address them with :attr:`bank` and :attr:`j`
-    and enable them with ``pipe.en``, so that their data registers load with the first level.
+    and enable them with :attr:`read`, so that their data registers load with the first level
+    when it takes an element (and no block RAM is accessed in stalls or between rows).
 
     Members
     -------
     bank, j : Signal
         The bank read and the element's index in its row.
+    read : Value
+        An element is read this clock (enable of the read ports).
     pipe : StallPipeline
     levels : Levels
         The normalising levels, with the valid bit and the side-band values ``first`` and
@@ -411,7 +539,10 @@ class RowReader:
         self.pipe = StallPipeline(m, src, o)
         last = self.j == ends[self.bank]
         m.d.comb += src.valid.eq(ready[self.bank])
-        with m.If(src.valid & src.ready):
+        #: enable of the caller's read ports: an element is taken into the first level (the
+        #: data registers hold in stalls and in the gaps between rows)
+        self.read = src.valid & src.ready
+        with m.If(self.read):
             with m.If(last):
                 m.d.comb += [flags.clear(self.bank) for flags in (ready, *release)]
                 m.d.sync += [self.j.eq(0), self.bank.eq(self.bank + 1)]
@@ -529,10 +660,10 @@ class ScanRows:
     def __init__(self, m: Module, i, p, *, banks: int):
         self._m = m
         idx_w, max_len = index_width(p.max_len), p.max_len
-        m.submodules.x_mem = x_mem = bank_memory(fix_shape(p.in_fmt), 2, idx_w)
-        m.submodules.e_mem = e_mem = bank_memory(fix_shape(p.exp_fmt), banks, idx_w)
-        x_wr, x_rd = x_mem.write_port(), x_mem.read_port()
-        self._e_wr, self._e_rd = e_mem.write_port(), e_mem.read_port()
+        x_mem = BankedMemory(m, "x_mem", fix_shape(p.in_fmt), 2, idx_w)
+        e_mem = BankedMemory(m, "e_mem", fix_shape(p.exp_fmt), banks, idx_w)
+        x_wr, x_rd = x_mem.wr, x_mem.rd
+        self._e_wr, self._e_rd = e_mem.wr, e_mem.rd
         # per logit bank: holds a complete row not yet fully read
         x_full = BankFlags(m, 2, "x_full")
         self.busy = BankFlags(m, banks, "e_busy")
@@ -559,7 +690,7 @@ class ScanRows:
     def reader(self, o, ready: BankFlags) -> RowReader:
         """The output pass over the ``ready`` result banks; its ``e`` member is the read."""
         out = RowReader(self._m, o, ready, self.sums.end, release=[self.busy])
-        self._m.d.comb += [self._e_rd.addr.eq(Cat(out.j, out.bank)), self._e_rd.en.eq(out.pipe.en)]
+        self._m.d.comb += [self._e_rd.addr.eq(Cat(out.j, out.bank)), self._e_rd.en.eq(out.read)]
         out.e = self._e_rd.data
         return out
 
@@ -584,8 +715,8 @@ class StatRows:
         p = core.params
         self._m = m
         width, idx_w = p.in_fmt.width, index_width(p.max_len)
-        m.submodules.x_mem = x_mem = bank_memory(fix_shape(p.in_fmt), banks, idx_w)
-        x_wr, self._x_rd = x_mem.write_port(), x_mem.read_port()
+        self.x_mem = x_mem = BankedMemory(m, "x_mem", fix_shape(p.in_fmt), banks, idx_w)
+        x_wr, self._x_rd = x_mem.wr, x_mem.rd
         self.affine = AffineMemories(m, core.affine, p.gamma_fmt, p.beta_fmt, p.max_len)
         # bank flags: busy (ingest started .. last output read), stats (S1, S2 known),
         # ready (the row constants known)
@@ -612,7 +743,7 @@ class StatRows:
     def reader(self, o) -> RowReader:
         """The output pass; its ``x`` member is the element read back."""
         out = RowReader(self._m, o, self.ready, self.sums.end, release=[self.busy])
-        self._m.d.comb += [self._x_rd.addr.eq(Cat(out.j, out.bank)), self._x_rd.en.eq(out.pipe.en)]
+        self._m.d.comb += [self._x_rd.addr.eq(Cat(out.j, out.bank)), self._x_rd.en.eq(out.read)]
         out.x = self._x_rd.data
         return out
 

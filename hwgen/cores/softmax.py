@@ -189,14 +189,14 @@ class Softmax(ScanRowCore):
         if dw < width:
             dist = Mux(s.dist[dw:].any(), (1 << dw) - 1, s.dist[:dw])
         # n = dist * log2(e): integer part z, fraction r truncated to fr bits
-        s = lv.shift_add({"n": (dist, tb.log2e)})
+        s = lv.shift_add({"n": (dist, tb.log2e)}, arity=3)
         z, r = s.n[fin + fl :], s.n[fin + fl - fr : fin + fl]
         # r^2 on a multiplier (registered), a1 r by an adder tree beside it
-        s = lv.shift_add({"t1p": (r, tb.a1)}, r2p=r * r, z=z)
+        s = lv.shift_add({"t1p": (r, tb.a1)}, arity=3, r2p=r * r, z=z)
         half_r = 1 << (fr - 1)
         s = lv.next(r2=((s.r2p + half_r) >> fr, unsigned(fr + 1)), t1=(s.t1p + half_r) >> fr, z=s.z)
         if p.pade is PadeOrder.P22:
-            s = lv.shift_add({"t2p": (s.r2, tb.a2)}, t1=s.t1, z=s.z)
+            s = lv.shift_add({"t2p": (s.r2, tb.a2)}, arity=3, t1=s.t1, z=s.z)
             t2 = (s.t2p + half_r) >> fr
         else:  # [1/1]: no square term
             t2 = Const(0, 1)

@@ -197,7 +197,7 @@ class Levels:
             self.valid = self.stages.valid_stage(self.valid, f"{self.prefix}{self.depth}_valid")
         return SimpleNamespace(**out)
 
-    def shift_add(self, products: dict, **carry) -> SimpleNamespace:
+    def shift_add(self, products: dict, *, arity: int = 2, **carry) -> SimpleNamespace:
         """Products by constants as adder trees: no multiplier.
 
         ``products`` maps a name to ``(x, code)``: an unsigned value times a non-negative
@@ -205,9 +205,12 @@ class Levels:
         one non-zero digit in any two adjacent places), so ``x * code`` is a sum of
         ``len(csd_digits(code))`` shifted copies of ``±x``, added pairwise modulo the product's
         width ``len(x) + code.bit_length()``, one tree layer
-        per level: ``ceil(log2(digits))`` levels (at least one), the same for every product
-        (shorter trees pass through). ``carry`` values travel alongside.
+        per level: ``ceil(log_arity(digits))`` levels (at least one), the same for every
+        product (shorter trees pass through). ``arity`` 3 adds three terms per node (two carry
+        chains in one clock, fewer levels and registers). ``carry`` values travel alongside.
         """
+        if arity not in (2, 3):
+            raise ValueError(f"shift_add arity must be 2 or 3, not {arity}")
         trees, widths = {}, {}
         for name, (x, code) in products.items():
             if x.shape().signed or code < 0:
@@ -220,18 +223,27 @@ class Levels:
                 (x << shift) if digit > 0 else -(x << shift) for shift, digit in csd_digits(code)
             ]
             trees[name] = [(t, wide) for t in terms] or [(Const(0, 1), wide)]
-        layers = max(1, max((len(t) - 1).bit_length() for t in trees.values()))
+
+        def depth(n):
+            d = 0
+            while n > 1:
+                n, d = -(-n // arity), d + 1
+            return d
+
+        layers = max(1, max(depth(len(t)) for t in trees.values()))
         for _ in range(layers):
             values = {}
             for name, terms in trees.items():
-                for k in range(0, len(terms), 2):
-                    pair = terms[k : k + 2]
-                    value = pair[0][0] if len(pair) == 1 else pair[0][0] + pair[1][0]
-                    values[f"{name}_t{k // 2}"] = (value, pair[0][1])
+                for k in range(0, len(terms), arity):
+                    group = terms[k : k + arity]
+                    total = group[0][0]
+                    for term, _shape in group[1:]:
+                        total = total + term
+                    values[f"{name}_t{k // arity}"] = (total, group[0][1])
             level = self.next(**values, **carry)
             carry = {k: getattr(level, k) for k in carry}
             for name, terms in trees.items():
-                n = (len(terms) + 1) // 2
+                n = -(-len(terms) // arity)
                 trees[name] = [(getattr(level, f"{name}_t{k}"), terms[0][1]) for k in range(n)]
         out = {name: trees[name][0][0] for name in products}
         return SimpleNamespace(**out, **carry, **vars(self.side))

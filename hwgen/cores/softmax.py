@@ -103,7 +103,7 @@ class Softmax(ScanRowCore):
         Probability codes of ``params.out_fmt`` with the row framing.
     latency : int
         Without back-pressure, the first output of a row of length L is valid
-        ``L + latency`` clocks after the row's last input was accepted (31 for the default
+        ``L + latency`` clocks after the row's last input was accepted (28 for the default
         configuration; rows waiting for a buffer add their wait).
     """
 

@@ -15,10 +15,12 @@ Files written to ``out_dir``:
 - ``synth.json``: the result returned by :func:`synthesize`.
 """
 
+import hashlib
 import json
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -233,6 +235,35 @@ def parse_nextpnr_report(report: Mapping) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
+#: Environment variable naming a folder where :func:`synthesize` keeps Yosys's outputs by
+#: content (the Yosys version, the script and the Verilog): the test suite sets it, so that
+#: tests synthesising the same design for the same family share one Yosys run.
+SYNTH_CACHE_ENV = "HWGEN_SYNTH_CACHE"
+
+
+def _cache_dir(yosys: str, script: str, verilog: Path) -> Path | None:
+    root = os.environ.get(SYNTH_CACHE_ENV)
+    if not root:
+        return None
+    digest = hashlib.sha256()
+    for part in (tools.yosys_version_of(yosys).encode(), script.encode(), verilog.read_bytes()):
+        digest.update(len(part).to_bytes(8, "little") + part)
+    return Path(root) / digest.hexdigest()[:32]
+
+
+def _cache_store(folder: Path, out: Path, names: list[str]) -> None:
+    """Copy ``names`` from ``out`` into ``folder`` (whole, or not at all: another process may
+    store the same entry at the same time)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
+    for name in names:
+        shutil.copyfile(out / name, tmp / name)
+    try:
+        tmp.rename(folder)
+    except OSError:  # stored meanwhile by another process
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def synthesize(
     verilog_path: str | os.PathLike,
     top: str,
@@ -314,7 +345,15 @@ def synthesize(
         (out / f"{fam}.ys").write_text(script, encoding="utf-8")
         (out / stat_name).unlink(missing_ok=True)
         report(f"yosys {fam}: {synth_cmd}")
-        tools.run_logged([yosys, "-s", f"{fam}.ys"], out, out / f"{fam}.log", f"yosys ({fam})")
+        products = [stat_name] + (["ecp5_netlist.json"] if fam == "ecp5" else [])
+        cached = _cache_dir(yosys, script, dst)
+        if cached is not None and all((cached / name).exists() for name in products):
+            for name in products:
+                shutil.copyfile(cached / name, out / name)
+        else:
+            tools.run_logged([yosys, "-s", f"{fam}.ys"], out, out / f"{fam}.log", f"yosys ({fam})")
+            if cached is not None:
+                _cache_store(cached, out, products)
         try:
             stat = json.loads((out / stat_name).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:

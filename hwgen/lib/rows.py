@@ -83,6 +83,24 @@ def bank_memory(shape, banks: int, idx_w: int) -> Memory:
 _BLOCK_DEPTH = 1024
 
 
+def _split_read(m: Module, name: str, mems, addr, en, data, lo_w: int) -> tuple[list, Signal]:
+    """Read ports on ``mems`` (one block each, ``2**lo_w`` words) behind one address: the low
+    ``lo_w`` bits address every block, the top bits enable only the one that holds the word,
+    and ``data`` is the multiplexer over the blocks' outputs, selected by the top bits
+    registered with the read. Returns the blocks' read data and the select register."""
+    top = addr[lo_w:]
+    sel = Signal(range(len(mems)), name=f"{name}_rsel")
+    with m.If(en):
+        m.d.sync += sel.eq(top)
+    outs = []
+    for k, mem in enumerate(mems):
+        rp = mem.read_port()
+        m.d.comb += [rp.addr.eq(addr[:lo_w]), rp.en.eq(en & (top == k))]
+        outs.append(rp.data)
+    m.d.comb += data.eq(Array(outs)[sel])
+    return outs, sel
+
+
 class BankedMemory:
     """Row banks in block RAM, with one write port and one read port addressed ``Cat(index,
     bank)`` (``addr``, ``data``, ``en`` as on a memory port; read data one clock after the
@@ -134,24 +152,18 @@ class BankedMemory:
                 self.rd.data.eq(rp.data),
             ]
             return
-        wbank, rbank = self.wr.addr[idx_w:], self.rd.addr[idx_w:]
-        sel = Signal(range(banks), name=f"{name}_rsel")
-        with m.If(self.rd.en):
-            m.d.sync += sel.eq(rbank)
-        outs = []
+        mems = []
         for b in range(banks):
             mem = Memory(shape=shape, depth=1 << idx_w, init=[], attrs={"no_rw_check": 1})
             m.submodules[f"{name}{b}"] = mem
-            wp, rp = mem.write_port(), mem.read_port()
+            wp = mem.write_port()
             m.d.comb += [
                 wp.addr.eq(self.wr.addr[:idx_w]),
                 wp.data.eq(self.wr.data),
-                wp.en.eq(self.wr.en & (wbank == b)),
-                rp.addr.eq(self.rd.addr[:idx_w]),
-                rp.en.eq(self.rd.en & (rbank == b)),
+                wp.en.eq(self.wr.en & (self.wr.addr[idx_w:] == b)),
             ]
-            outs.append(rp.data)
-        m.d.comb += self.rd.data.eq(Array(outs)[sel])
+            mems.append(mem)
+        outs, sel = _split_read(m, name, mems, self.rd.addr, self.rd.en, self.rd.data, idx_w)
         self._outs, self._sel = outs, sel
 
     def stage_read(self, lv: Levels, key: str, **values) -> SimpleNamespace:
@@ -188,18 +200,12 @@ class TableRom:
             rp = rom.read_port()
             m.d.comb += [rp.addr.eq(self.addr), rp.en.eq(self.en), self.data.eq(rp.data)]
             return
-        lo_w = (_BLOCK_DEPTH - 1).bit_length()
-        top = self.addr[lo_w:]
-        sel = Signal(range(len(parts)), name=f"{name}_sel")
-        with m.If(self.en):
-            m.d.sync += sel.eq(top)
-        outs = []
+        mems = []
         for k, part in enumerate(parts):
             m.submodules[f"{name}{k}"] = rom = Memory(shape=shape, depth=len(part), init=part)
-            rp = rom.read_port()
-            m.d.comb += [rp.addr.eq(self.addr[:lo_w]), rp.en.eq(self.en & (top == k))]
-            outs.append(rp.data)
-        m.d.comb += self.data.eq(Array(outs)[sel])
+            mems.append(rom)
+        lo_w = (_BLOCK_DEPTH - 1).bit_length()
+        _split_read(m, name, mems, self.addr, self.en, self.data, lo_w)
 
 
 def bank_regs(n: int, shape, name: str) -> Array:

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from hwgen.flows import fpga_energy, tools
+from hwgen.flows import fpga_energy, synth, tools
 
 pytestmark = pytest.mark.skipif(
     not (tools.shutil.which("iverilog") and tools.shutil.which("vvp")),
@@ -54,6 +54,22 @@ module tab(input clk, input rst, input [26:0] i__payload, input i__valid, output
   always @(posedge clk) begin
     if (i__payload[26]) mem[i__payload[25:16]] <= i__payload[15:0];
     q <= mem[i__payload[25:16]];
+  end
+  assign o__payload = q;
+  assign o__valid = 1'b1;
+  assign i__ready = 1'b1;
+endmodule
+"""
+
+# a 1024 x 16 memory with a write-only port (bit 26 enables it) and a read port (bit 37)
+_SDP = """
+module sdp(input clk, input rst, input [37:0] i__payload, input i__valid, output i__ready,
+           output [15:0] o__payload, output o__valid, input o__ready);
+  reg [15:0] mem [0:1023];
+  reg [15:0] q = 0;
+  always @(posedge clk) begin
+    if (i__payload[26]) mem[i__payload[25:16]] <= i__payload[15:0];
+    if (i__payload[37]) q <= mem[i__payload[36:27]];
   end
   assign o__payload = q;
   assign o__valid = 1'b1;
@@ -176,6 +192,55 @@ def test_table_read_once_per_clock(work, family, cell, read):
     got = [int(w, 16) for w in (work / f"tab_{family}" / "outputs.txt").read_text().split()]
     want = [(a * 37 + 5) & 0xFFFF for a in [addrs[0]] + addrs[:-1]]
     assert got == want
+
+
+@pytest.mark.parametrize("family", fpga_energy.FAMILIES)
+def test_block_ram_counts_only_enabled_accesses(work, family):
+    # a port that only writes must not read on the clocks it does not write (Yosys ties a
+    # DP16KD write port's CE to 1; the flow gates it with the write enable)
+    rng = random.Random(4)
+    # idle in the first word (on the bus during reset too) and the last (never clocked in)
+    we = [0 < k < N - 1 and rng.random() < 0.3 for k in range(N)]
+    re = [0 < k < N - 1 and rng.random() < 0.5 for k in range(N)]
+    words = [
+        (r << 37) | (rng.randrange(1024) << 27) | (w << 26) | rng.randrange(1 << 26)
+        for w, r in zip(we, re, strict=True)
+    ]
+    r = _run(work, _SDP, "sdp", family, words)
+    t = r["totals"]
+    assert r["cells"][{"xc7": "RAMB18E1", "ecp5": "DP16KD"}[family]] == 1
+    assert (t["bram_reads"], t["bram_writes"]) == (sum(re), sum(we))
+
+
+def _dp16kd(ce, we, dout):
+    return {
+        "type": "DP16KD",
+        "port_directions": {"CEA": "input", "WEA": "input", "DOA0": "output"},
+        "connections": {"CEA": [ce], "WEA": [we], "DOA0": [dout]},
+    }
+
+
+def test_gating_leaves_ports_whose_data_is_used():
+    sink = {"type": "LUT4", "port_directions": {"A": "input"}, "connections": {"A": [7]}}
+    netlist = {
+        "modules": {
+            "top": {
+                "ports": {"y": {"direction": "output", "bits": [8]}},
+                "cells": {
+                    "write_only": _dp16kd("1", 2, 3),
+                    "read_by_lut": _dp16kd("1", 4, 7),
+                    "read_by_port": _dp16kd("1", 5, 8),
+                    "rom": _dp16kd("1", "0", 9),
+                    "sink": sink,
+                },
+            }
+        }
+    }
+    assert synth.gate_write_only_ports(netlist) == 1
+    cells = netlist["modules"]["top"]["cells"]
+    assert [cells[n]["connections"]["CEA"] for n in ("write_only", "read_by_lut")] == [[2], ["1"]]
+    assert cells["read_by_port"]["connections"]["CEA"] == ["1"]
+    assert cells["rom"]["connections"]["CEA"] == ["1"]
 
 
 def test_every_coefficient_has_a_source_and_a_unit():

@@ -541,7 +541,12 @@ def mapped_netlist(
     outputs = (out / f"{family}_mapped.v", out / f"{family}_mapped.json")
     # the same design, script and Yosys mapped already in this folder: reuse it
     key = hashlib.sha256(
-        ((out / "design.v").read_text(encoding="utf-8") + script + yosys_version_of(yosys)).encode()
+        (
+            (out / "design.v").read_text(encoding="utf-8")
+            + script
+            + yosys_version_of(yosys)
+            + ("gated write ports" if family == "ecp5" else "")
+        ).encode()
     ).hexdigest()
     key_path = out / f"{family}_energy.key"
     if all(p.exists() for p in outputs) and key_path.exists() and key_path.read_text() == key:
@@ -556,6 +561,22 @@ def mapped_netlist(
         out / f"{family}_energy.log",
         f"yosys ({family} energy netlist)",
     )
+    if family == "ecp5":  # as the synth flow hands the netlist to nextpnr
+        from .synth import gate_write_only_ports
+
+        netlist = json.loads(outputs[1].read_text(encoding="utf-8"))
+        if gate_write_only_ports(netlist):
+            outputs[1].write_text(json.dumps(netlist), encoding="utf-8")
+            (out / "ecp5_gated.ys").write_text(
+                f"read_json {outputs[1].name}\nwrite_verilog -noattr {outputs[0].name}\n",
+                encoding="utf-8",
+            )
+            run_logged(
+                [yosys, "-s", "ecp5_gated.ys"],
+                out,
+                out / "ecp5_gated.log",
+                "yosys (ecp5 energy netlist, gated write ports)",
+            )
     key_path.write_text(key)
     return outputs
 

@@ -11,7 +11,8 @@ Files written to ``out_dir``:
 
 - ``<name>.v``: copy of the input Verilog.
 - ``<family>.ys``, ``<family>.log``, ``<family>_stat.json``: Yosys script, log and statistics.
-- ``ecp5_netlist.json``, ``ecp5_pnr.log``, ``ecp5_report.json``: nextpnr input, log and report.
+- ``ecp5_netlist.json``, ``ecp5_pnr.log``, ``ecp5_report.json``: nextpnr input (after
+  :func:`gate_write_only_ports`), log and report.
 - ``synth.json``: the result returned by :func:`synthesize`.
 """
 
@@ -29,6 +30,7 @@ from . import tools
 __all__ = [
     "FAMILIES",
     "format_table",
+    "gate_write_only_ports",
     "parse_nextpnr_report",
     "parse_stat",
     "synthesize",
@@ -241,6 +243,46 @@ def parse_nextpnr_report(report: Mapping) -> dict:
 SYNTH_CACHE_ENV = "HWGEN_SYNTH_CACHE"
 
 
+def gate_write_only_ports(netlist: dict) -> int:
+    """Clock-enable each ECP5 block-RAM port that only writes with its write enable.
+
+    ``synth_ecp5`` maps a memory's write port onto a DP16KD port with ``CE`` tied to 1 and
+    ``WE`` driven by the write enable. With ``CE`` high and ``WE`` low a DP16KD port *reads*, so
+    every block behind a write-only port reads on every clock it does not write: in the row
+    memories of LayerNorm that is six idle reads per element, more than the real accesses.
+    A hand-instantiated DP16KD would gate the port; this does the same in the mapped netlist
+    when the port's read data (``DO<port>``) drives nothing, so behaviour is unchanged.
+    Edits ``netlist`` (Yosys JSON) in place and returns the number of ports it gated.
+    """
+    gated = 0
+    for module in netlist.get("modules", {}).values():
+        cells = module.get("cells", {})
+        used: set[int] = set()
+        for cell in cells.values():
+            dirs = cell.get("port_directions", {})
+            for pin, bits in cell.get("connections", {}).items():
+                if dirs.get(pin, "input") != "output":
+                    used.update(b for b in bits if isinstance(b, int))
+        for port in module.get("ports", {}).values():
+            if port.get("direction") != "input":
+                used.update(b for b in port.get("bits", []) if isinstance(b, int))
+        for cell in cells.values():
+            if cell.get("type") != "DP16KD":
+                continue
+            conn = cell["connections"]
+            for p in "AB":
+                we = conn.get(f"WE{p}", ["0"])
+                data = [b for k in range(18) for b in conn.get(f"DO{p}{k}", [])]
+                if (
+                    conn.get(f"CE{p}") == ["1"]
+                    and isinstance(we[0], int)
+                    and not any(b in used for b in data if isinstance(b, int))
+                ):
+                    conn[f"CE{p}"] = list(we)
+                    gated += 1
+    return gated
+
+
 def _cache_dir(yosys: str, script: str, verilog: Path) -> Path | None:
     root = os.environ.get(SYNTH_CACHE_ENV)
     if not root:
@@ -361,6 +403,11 @@ def synthesize(
                 f"yosys ({fam}) wrote no readable {stat_name} ({exc}), see {out / f'{fam}.log'}"
             ) from exc
         results[fam] = parse_stat(stat, fam, top)
+        if fam == "ecp5":
+            path = out / "ecp5_netlist.json"
+            netlist = json.loads(path.read_text(encoding="utf-8"))
+            if gate_write_only_ports(netlist):
+                path.write_text(json.dumps(netlist), encoding="utf-8")
 
     if do_pnr:
         argv = [

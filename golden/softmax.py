@@ -118,6 +118,12 @@ class SoftmaxParams(ParamsBase):
     exp_fmt : FixFormat
         e_i = exp(x_i - max). Default u1.17 (18 bits, one block-RAM word): 256 entries each
         rounded by at most 2^-18 keep the row sum within 1e-3.
+    exp_table_bits : int
+        0 (default): the Padé exponential. 4 to 10: the base-2 option instead, 2^-r read from
+        a table of 2^exp_table_bits fractional powers of two (the top bits of r index it, each
+        entry is 2^-r at the middle of its interval, rounded to exp_fmt's fractional bits
+        plus two), then shifted by z; ``pade`` and ``coef_bits`` must stay at their
+        defaults. 10 is one block RAM of 1024 x 18 bits and two multipliers fewer.
     """
 
     op = "softmax"
@@ -134,6 +140,7 @@ class SoftmaxParams(ParamsBase):
     recip_bits: int = 10
     newton_steps: int = 0
     exp_fmt: FixFormat = FixFormat(1, 17, signed=False)
+    exp_table_bits: int = 0
 
     def __post_init__(self):
         op = "softmax"
@@ -165,6 +172,18 @@ class SoftmaxParams(ParamsBase):
             )
         check_int(op, "newton_steps", self.newton_steps, 0, 2)
         check_int(op, "coef_bits", self.coef_bits, 4, self.poly_fmt.frac_bits)
+        if self.exp_table_bits != 0:
+            check_int(op, "exp_table_bits", self.exp_table_bits, 4, 10)
+            if self.exp_table_bits > self.red_fmt.frac_bits:
+                raise ValueError(
+                    f"{op} exp_table_bits ({self.exp_table_bits}) must not exceed red_fmt's "
+                    f"fractional bits ({self.red_fmt.frac_bits})"
+                )
+            if self.pade is not PadeOrder.P22 or self.coef_bits != 10:
+                raise ValueError(
+                    f"{op} pade and coef_bits set the Padé exponential, which exp_table_bits="
+                    f"{self.exp_table_bits} replaces; leave them at their defaults"
+                )
         fp, fy, fe = self.poly_fmt.frac_bits, self.recip_fmt.frac_bits, self.exp_fmt.frac_bits
         if fp + fy - fe < 1:
             raise ValueError(
@@ -208,6 +227,8 @@ class SoftmaxParams(ParamsBase):
             name += f"_nt{self.newton_steps}"
         if self.coef_bits != default.coef_bits:
             name += f"_cb{self.coef_bits}"
+        if self.exp_table_bits:
+            name += f"_t{self.exp_table_bits}"
         for field, tag in (
             ("log2e_fmt", "l2e"),
             ("red_fmt", "red"),
@@ -233,12 +254,17 @@ class SoftmaxTables:
         ``poly_fmt`` codes (a2 = 0 for [1/1]).
     recip : ndarray of int64
         The reciprocal seed table, ``recip_fmt`` codes, 2**recip_bits entries.
+    exp2 : ndarray of int64
+        With ``exp_table_bits`` k > 0: entry j is 2^-((j + 1/2) / 2^k) in (1/2, 1), rounded
+        to ``exp_fmt.frac_bits + 2`` fractional bits; its leading one (the 1/2 bit) is not
+        stored. Empty for the Padé exponential.
     """
 
     log2e: int
     a1: int
     a2: int
     recip: np.ndarray
+    exp2: np.ndarray
 
 
 @functools.lru_cache(maxsize=64)
@@ -255,7 +281,17 @@ def tables(p: SoftmaxParams) -> SoftmaxTables:
         if p.pade is PadeOrder.P22
         else 0,
         recip=seed,
+        exp2=_exp2_table(p),
     )
+
+
+def _exp2_table(p: SoftmaxParams) -> np.ndarray:
+    k, f = p.exp_table_bits, p.exp_fmt.frac_bits + 2
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    full = np.round(2.0 ** (-(np.arange(2**k) + 0.5) / 2**k) * 2**f).astype(np.int64)
+    assert ((full > 1 << (f - 1)) & (full < 1 << f)).all()
+    return full - (1 << (f - 1))
 
 
 def recip(p: SoftmaxParams, m) -> np.ndarray:
@@ -284,6 +320,13 @@ def _exp(p: SoftmaxParams, t) -> np.ndarray:
     fp, fy, fe = p.poly_fmt.frac_bits, p.recip_fmt.frac_bits, p.exp_fmt.frac_bits
     n = -t * tb.log2e  # >= 0, fin + fl fractional bits
     z = n >> (fin + fl)
+    flushed = z > p.flush_shift
+    if p.exp_table_bits:
+        # 2^-r from the table (leading one put back) at fe + 2 fractional bits, shifted by z
+        k = p.exp_table_bits
+        full = tb.exp2[(n >> (fin + fl - k)) & ((1 << k) - 1)] + (1 << (fe + 1))
+        e = saturate(shift_round_half_up(full, 2 + np.where(flushed, 0, z)), p.exp_fmt)
+        return np.where(flushed, 0, e)
     r = (n >> (fin + fl - fr)) & ((1 << fr) - 1)  # fraction kept to fr bits (truncated)
     t1 = shift_round_half_up(tb.a1 * r, fr)
     if p.pade is PadeOrder.P22:
@@ -294,7 +337,6 @@ def _exp(p: SoftmaxParams, t) -> np.ndarray:
     num = (1 << fp) - t1 + t2
     den = (1 << fp) + t1 + t2
     y = recip(p, den)
-    flushed = z > p.flush_shift
     shift = fp + fy - fe + np.where(flushed, 0, z)
     e = saturate(shift_round_half_up(num * y, shift), p.exp_fmt)
     return np.where(flushed, 0, e)
@@ -420,7 +462,7 @@ def param_sweep() -> list[SoftmaxParams]:
     return [
         d,
         d.replace(pade=PadeOrder.P11, recip_bits=4, newton_steps=2, max_len=64),
-        d.replace(recip_bits=8, newton_steps=0, max_len=32, in_fmt=FixFormat(5, 11)),
+        d.replace(recip_bits=8, max_len=32, in_fmt=FixFormat(5, 11), exp_table_bits=10),
         d.replace(newton_steps=2, recip_bits=5),
     ]
 
@@ -444,9 +486,16 @@ def workload(p: SoftmaxParams, n: int, seed: int = 0) -> Workload:
 
 def pareto_sweep() -> list[SoftmaxParams]:
     """Padé order x reciprocal (table size, Newton steps): the table-only points keep the
-    multipliers at three, a Newton step adds two per reciprocal and shrinks the table."""
+    multipliers at three, a Newton step adds two per reciprocal and shrinks the table. Then
+    the base-2 table exponential at 1024, 256 and 64 entries (one multiplier, e * (1/S))."""
     return [
         SoftmaxParams(pade=o, recip_bits=b, newton_steps=n)
         for o in PadeOrder
         for b, n in ((10, 0), (8, 0), (6, 1), (4, 1))
-    ]
+    ] + [SoftmaxParams(exp_table_bits=k) for k in (10, 8, 6)]
+
+
+def options() -> list[SoftmaxParams]:
+    """Alternatives reported beside the default (every unit, against the baselines): the
+    base-2 exponential from a 1024-entry table of fractional powers of two."""
+    return [SoftmaxParams(exp_table_bits=10)]

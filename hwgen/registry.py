@@ -33,7 +33,10 @@ Golden side, a module (``golden.<name>``) with NumPy functions only:
     a :class:`golden.params.Workload`: realistic cases (DeiT-like values) of about ``n``
     elements for the energy estimate, with a line saying what they are;
 ``pareto_sweep()`` (optional)
-    the configurations of the report's Pareto plot (default ``param_sweep()``).
+    the configurations of the report's Pareto plot (default ``param_sweep()``);
+``options()`` (optional)
+    alternatives to the default that the report treats like it (every unit, compared with the
+    baselines), e.g. the softmax's base-2 table exponential.
 
 Hardware side, a module (``hwgen.cores.<name>``) with the ``wiring.Component`` named by
 ``component_name``, built from the Params alone, with a ``latency`` attribute (clocks from an

@@ -372,6 +372,8 @@ def standard_configs(qat: bool = True) -> list[Config]:
         Config("softmax-r64-nt1", softmax=s.replace(recip_bits=6, newton_steps=1), group="sweep"),
         Config("softmax-r16-nt0", softmax=s.replace(recip_bits=4, newton_steps=0), group="sweep"),
         Config("softmax-nt2", softmax=s.replace(newton_steps=2), group="sweep"),
+        Config("softmax-exp2-t10", softmax=s.replace(exp_table_bits=10), group="sweep"),
+        Config("softmax-exp2-t8", softmax=s.replace(exp_table_bits=8), group="sweep"),
         Config("layernorm-nt0", layernorm=ln.replace(newton_steps=0), group="sweep"),
         Config("layernorm-nt2", layernorm=ln.replace(newton_steps=2), group="sweep"),
         Config(

@@ -19,6 +19,8 @@ from tests.streamsim import stream_sim
 
 DEFAULT = SoftmaxParams()
 SWEEP = softmax.param_sweep()
+#: the default and the base-2 table option (``options()``): both meet the issue's targets
+TARGETED = [DEFAULT, *softmax.options()]
 
 
 def _softmax_math(x):
@@ -43,6 +45,18 @@ def _softmax_math(x):
         ({"out_fmt": FixFormat(0, 16, False)}, ValueError, r"needs an integer bit to hold 1\.0"),
         ({"red_fmt": FixFormat(1, 14, False)}, ValueError, r"red_fmt must have 0 integer bits"),
         ({"exp_fmt": FixFormat(1, 40, False)}, ValueError, r"exp_fmt keeps more fractional"),
+        ({"exp_table_bits": 3}, ValueError, r"exp_table_bits must be 4 to 10, not 3$"),
+        (
+            {"exp_table_bits": 8, "pade": "1/1"},
+            ValueError,
+            r"^softmax pade and coef_bits set the Padé exponential, which exp_table_bits=8 "
+            r"replaces; leave them at their defaults$",
+        ),
+        (
+            {"exp_table_bits": 10, "red_fmt": FixFormat(0, 8, False)},
+            ValueError,
+            r"exp_table_bits \(10\) must not exceed red_fmt's fractional bits \(8\)$",
+        ),
     ],
 )
 def test_params_rejected_with_clear_message(kwargs, error, match):
@@ -96,18 +110,45 @@ def test_pade_orders_match_textbook_error():
         assert rel[big].max() <= limit, order
 
 
+@pytest.mark.parametrize("k", [4, 8, 10])
+def test_exp2_table_holds_fractional_powers_of_two(k):
+    """Each entry, its leading one restored, is 2^-((j + 1/2) / 2^k) to half an LSB."""
+    p = DEFAULT.replace(exp_table_bits=k)
+    f = p.exp_fmt.frac_bits + 2
+    table = softmax.tables(p).exp2
+    assert len(table) == 2**k and table.min() >= 0 and table.max() < 2 ** (f - 1)
+    for j, v in enumerate(table.tolist()):
+        assert abs(v + 2 ** (f - 1) - math.pow(2.0, -(j + 0.5) / 2**k) * 2**f) <= 0.5
+
+
+@pytest.mark.parametrize("k", [6, 8, 10])
+def test_exp2_exponential_error_bound(k):
+    """The base-2 exponential against math.exp: the table's half-interval error 2^(2^-(k+1))
+    - 1, plus log2(e) at 16 bits and the rounding to exp_fmt (below 1e-4 together here)."""
+    p = DEFAULT.replace(exp_table_bits=k, log2e_fmt=FixFormat(1, 16, signed=False))
+    t = -np.arange(0, 8 << p.in_fmt.frac_bits)  # x - max in [-8, 0]
+    e = np.ldexp(softmax._exp(p, t).astype(float), -p.exp_fmt.frac_bits)
+    ideal = np.exp(np.ldexp(t.astype(float), -p.in_fmt.frac_bits))
+    rel = np.abs(e - ideal) / ideal
+    big = ideal > 2.0**-3
+    bound = 2.0 ** (2.0 ** -(k + 1)) - 1 + 1e-4
+    assert rel[big].max() <= bound
+    assert rel[big].max() > bound / 3  # the table's own error dominates, as stated
+
+
 # -- accuracy of emulate -------------------------------------------------------------------------
 
 
-def test_default_meets_error_targets():
+@pytest.mark.parametrize("p", TARGETED, ids=lambda p: p.name)
+def test_default_meets_error_targets(p):
     """Max |p - softmax| <= 2^-10 and |sum - 1| <= 2^-8 over random and adversarial rows."""
-    stats = softmax.error_stats(DEFAULT, n_rows=400, seed=3)
+    stats = softmax.error_stats(p, n_rows=400, seed=3)
     assert stats["max_abs"] <= 2.0**-10
     assert stats["max_sum_err"] <= 2.0**-8
 
 
-def test_default_against_math_module_on_adversarial_rows():
-    p = DEFAULT
+@pytest.mark.parametrize("p", TARGETED, ids=lambda p: p.name)
+def test_default_against_math_module_on_adversarial_rows(p):
     for name, row in softmax.standard_cases(p).items():
         got = p.out_fmt.decode(softmax.emulate(p, row))
         want = _softmax_math(p.in_fmt.decode(row).tolist())
@@ -119,12 +160,12 @@ def test_default_against_math_module_on_adversarial_rows():
     st.lists(st.integers(-32768, 32767), min_size=1, max_size=256),
 )
 def test_default_error_on_arbitrary_rows(codes):
-    p = DEFAULT
     row = np.array(codes)
-    got = p.out_fmt.decode(softmax.emulate(p, row))
-    want = _softmax_math(p.in_fmt.decode(row).tolist())
-    assert np.abs(got - want).max() <= 2.0**-10
-    assert abs(got.sum() - 1.0) <= 2.0**-8
+    for p in TARGETED:
+        got = p.out_fmt.decode(softmax.emulate(p, row))
+        want = _softmax_math(p.in_fmt.decode(row).tolist())
+        assert np.abs(got - want).max() <= 2.0**-10
+        assert abs(got.sum() - 1.0) <= 2.0**-8
 
 
 def test_shift_invariance_and_permutation():

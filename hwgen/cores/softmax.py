@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib.memory import Memory
 
 from golden import softmax as golden_softmax
 from golden.softmax import PadeOrder, SoftmaxParams
 
 from ..lib.pipeline import Levels, fix_shape
-from ..lib.rows import BankFlags, RowLaunch, ScanRowCore, ScanRows, bank_regs
+from ..lib.rows import BankFlags, RowLaunch, ScanRowCore, ScanRows, TableRom, bank_regs
 
 __all__ = ["Softmax", "recip_levels"]
 
@@ -28,7 +28,8 @@ class RecipTable:
     ports: ``q`` for 1/Q, one read per element, and ``s`` for 1/S, one read per row.
 
     At the default 1024 x 17 bits it is one block RAM (RAMB18E1 or DP16KD, both ports in use),
-    so the two reciprocals share it; Yosys maps small tables to LUTs.
+    so the two reciprocals share it; Yosys maps small tables to LUTs. The base-2 exponential
+    (``exp_table_bits``) has no Q: then ``q`` is None and the memory has one port.
     """
 
     def __init__(self, m: Module, p: SoftmaxParams):
@@ -36,7 +37,8 @@ class RecipTable:
         m.submodules.recip_rom = rom = Memory(
             shape=fix_shape(p.recip_fmt), depth=len(table), init=table
         )
-        self.q, self.s = rom.read_port(), rom.read_port()
+        self.q = None if p.exp_table_bits else rom.read_port()
+        self.s = rom.read_port()
 
 
 def recip_levels(
@@ -191,6 +193,8 @@ class Softmax(ScanRowCore):
         # n = dist * log2(e): integer part z, fraction r truncated to fr bits
         s = lv.shift_add({"n": (dist, tb.log2e)}, arity=3)
         z, r = s.n[fin + fl :], s.n[fin + fl - fr : fin + fl]
+        if p.exp_table_bits:
+            return Softmax._exp2_table(m, lv, s.n, p, tb)
         # r^2 on a multiplier (registered), a1 r by an adder tree beside it
         s = lv.shift_add({"t1p": (r, tb.a1)}, arity=3, r2p=r * r, z=z)
         half_r = 1 << (fr - 1)
@@ -214,6 +218,27 @@ class Softmax(ScanRowCore):
         flush = s.z > p.flush_shift
         z = s.z[: p.flush_shift.bit_length()]
         s = lv.next(pre=s.prod[base:] >> z, flush=flush)
+        rounded = (s.pre + 1) >> 1
+        e_sat = Mux(rounded > p.exp_fmt.max_code, p.exp_fmt.max_code, rounded)
+        return lv.next(e=(Mux(s.flush, 0, e_sat), fix_shape(p.exp_fmt))).e
+
+    @staticmethod
+    def _exp2_table(m: Module, lv: Levels, n, p: SoftmaxParams, tb) -> Signal:
+        """The base-2 option: 2^-r read from the fractional-power table, shifted by z.
+
+        No multiplier: n's top ``exp_table_bits`` fractional bits address a block-RAM table
+        (one read per element), whose entry, its leading one restored, shifts right by z.
+        """
+        fix = p.in_fmt.frac_bits + p.log2e_fmt.frac_bits
+        k, fe = p.exp_table_bits, p.exp_fmt.frac_bits
+        rom = TableRom(m, "exp2_rom", unsigned(fe + 1), tb.exp2.tolist())
+        m.d.comb += [rom.addr.eq(n[fix - k : fix]), rom.en.eq(lv.valid)]
+        s = lv.next(z=n[fix:])  # the read (the port's data register)
+        s = lv.next(t=rom.data, z=s.z)  # a register after the block RAM
+        # (2^(fe+1) + t) >> (z + 1), then round half up: the shift by 1 is wiring
+        full = Cat(s.t, Const(1, 1))
+        flush = s.z > p.flush_shift
+        s = lv.next(pre=full[1:] >> s.z[: p.flush_shift.bit_length()], flush=flush)
         rounded = (s.pre + 1) >> 1
         e_sat = Mux(rounded > p.exp_fmt.max_code, p.exp_fmt.max_code, rounded)
         return lv.next(e=(Mux(s.flush, 0, e_sat), fix_shape(p.exp_fmt))).e

@@ -89,9 +89,9 @@ class Config:
     params : ParamsBase
         Its parameters.
     role : str
-        ``"default"`` (an approximate operator's default), ``"baseline"`` (a baseline kind's
-        default), ``"variant"`` (see :func:`variant_configs`) or ``"sweep"`` (a point of a
-        Pareto sweep).
+        ``"default"`` (an approximate operator's default), ``"option"`` (see
+        :func:`option_configs`), ``"baseline"`` (a baseline kind's default), ``"variant"``
+        (see :func:`variant_configs`) or ``"sweep"`` (a point of a Pareto sweep).
     """
 
     stem: str
@@ -152,6 +152,29 @@ def variant_configs() -> list[Config]:
     return out
 
 
+def option_configs() -> list[Config]:
+    """Each approximate operator's ``options()``: alternatives reported like its default.
+
+    An option is a configuration a user should weigh against the default (e.g. the softmax's
+    base-2 table exponential beside the Padé default): it gets every unit and is compared with
+    the operator's baselines, under its own name.
+    """
+    out = []
+    for stem, op in registry.OPERATORS.items():
+        make = getattr(op.golden, "options", None)
+        if baseline_for(stem) is None and make is not None:
+            out += [Config(stem, p, "option") for p in make()]
+    return out
+
+
+def _option_label(res: Mapping) -> str:
+    """``softmax`` for a default, ``softmax (exp_table_bits=10)`` for an option."""
+    if res["role"] != "option":
+        return res["stem"]
+    changed = ", ".join(f"{k}={v}" for k, v in res.get("changed", {}).items())
+    return f"{res['stem']} ({changed or res['name']})"
+
+
 def sweep_configs(full: bool = False) -> list[Config]:
     """Pareto-sweep points of every approximate operator (with ``full``: baselines' sweeps)."""
     out = []
@@ -166,7 +189,7 @@ def plan(full: bool = False, only: Iterable[str] = ()) -> list[tuple[Config, tup
     """(configuration, units) pairs of a report run; a configuration appears once."""
     only = set(only)
     jobs: dict[str, tuple[Config, tuple[str, ...]]] = {}
-    for cfg in default_configs():
+    for cfg in default_configs() + option_configs():
         jobs[cfg.name] = (cfg, FULL_UNITS)
     for cfg in variant_configs():
         jobs.setdefault(cfg.name, (cfg, VARIANT_UNITS))
@@ -565,15 +588,9 @@ def ratio_rows(results: list[Mapping]) -> list[dict]:
         baseline uses none), ``energy`` (approximate / baseline energy per element or None),
         ``peano`` (PEANO-ViT's published factor for the operator or None).
     """
-    approx = {r["stem"]: r for r in results if r["role"] == "default"}
     rows = []
-    for res in results:
-        if res["role"] != "baseline":
-            continue
-        op = baseline_for(res["stem"])
-        ref = approx.get(op)
-        if ref is None:
-            continue
+    for res, ref in _baseline_pairs(results):
+        op = _option_label(ref)
         e_a, e_b = _power_energy(ref), _power_energy(res)
         for fam in ("xc7", "ecp5"):
             a, b = ref["units"].get(fam), res["units"].get(fam)
@@ -593,10 +610,26 @@ def ratio_rows(results: list[Mapping]) -> list[dict]:
                     "ratios": ratios,
                     "fmax": (fa / fb) if fam == "ecp5" and fa and fb else None,
                     "energy": (e_a / e_b) if e_a and e_b else None,
-                    "peano": registry.get(op).peano_vit,
+                    "peano": registry.get(ref["stem"]).peano_vit,
                 }
             )
     return rows
+
+
+def _baseline_pairs(results: list[Mapping]) -> list[tuple[Mapping, Mapping]]:
+    """(baseline result, approximate result) for each baseline and each of its operator's
+    default and options, defaults first."""
+    pairs = []
+    for role in ("default", "option"):
+        for ref in results:
+            if ref["role"] != role:
+                continue
+            pairs += [
+                (res, ref)
+                for res in results
+                if res["role"] == "baseline" and baseline_for(res["stem"]) == ref["stem"]
+            ]
+    return pairs
 
 
 def ratio_table(rows: list[Mapping]) -> str:
@@ -669,20 +702,27 @@ def energy_pairs(results: list[Mapping]) -> list[dict]:
         and ``claim`` (PEANO-ViT's factor for a baseline pair, else None).
     """
     approx = {r["stem"]: r for r in results if r["role"] == "default"}
-    pairs = []
+    pairs = [
+        {
+            "op": _option_label(ref),
+            "approx": ref,
+            "other": res,
+            "role": "baseline",
+            "claim": registry.get(ref["stem"]).peano_vit,
+        }
+        for res, ref in _baseline_pairs(results)
+    ]
     for res in results:
-        if res["role"] == "baseline":
-            op = baseline_for(res["stem"])
-        elif res["role"] == "variant":
-            op = res["stem"]
-        else:
-            continue
-        if op not in approx:
-            continue
-        claim = registry.get(op).peano_vit if res["role"] == "baseline" else None
-        pairs.append(
-            {"op": op, "approx": approx[op], "other": res, "role": res["role"], "claim": claim}
-        )
+        if res["role"] == "variant" and res["stem"] in approx:
+            pairs.append(
+                {
+                    "op": res["stem"],
+                    "approx": approx[res["stem"]],
+                    "other": res,
+                    "role": "variant",
+                    "claim": None,
+                }
+            )
     return pairs
 
 
@@ -983,7 +1023,7 @@ def _energy_plot(results: list[Mapping], out_dir: Path, plt) -> Path | None:
     designs = [
         r
         for r in results
-        if r["role"] in ("default", "baseline", "variant")
+        if r["role"] in ("default", "option", "baseline", "variant")
         and any(f"energy_{fam}" in r["units"] for fam in fpga_energy.FAMILIES)
     ]
     if not designs:
@@ -1048,7 +1088,7 @@ def render(
     full: bool = False,
 ) -> str:
     """The text of ``REPORT.md``."""
-    main = [r for r in results if r["role"] in ("default", "baseline")]
+    main = [r for r in results if r["role"] in ("default", "option", "baseline")]
     plots = {Path(p).name for p in plots}
     out = [
         "# hwgen report",
@@ -1165,7 +1205,7 @@ its adder bits, so their activity is charged as carry outputs; on xc7 they are s
 
 def _fpga_energy_section(results: list[Mapping], plots) -> list[str]:
     """The report's FPGA energy-model section (empty when no energy unit ran)."""
-    designs = [r for r in results if r["role"] in ("default", "baseline", "variant")]
+    designs = [r for r in results if r["role"] in ("default", "option", "baseline", "variant")]
     if not any(u in r["units"] for r in designs for u in ENERGY_UNITS):
         return []
     pairs = energy_pairs(results)
@@ -1210,7 +1250,7 @@ README_END = "<!-- report:end -->"
 
 def readme_section(results: list[Mapping], accuracy_md: str | None) -> str:
     """The README's results section: defaults, baselines, ratios and accuracy, from the report."""
-    main = [r for r in results if r["role"] in ("default", "baseline")]
+    main = [r for r in results if r["role"] in ("default", "option", "baseline")]
     out = [
         README_BEGIN,
         "",

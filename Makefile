@@ -85,7 +85,7 @@ verilog: $(STAMP)
 	@if [ -n "$(OP)" ]; then $(PY) -m hwgen verilog $(OP) --params "$(PARAMS)"; fi
 
 sim: install
-	$(PY) -m pytest sim -n $(JOBS) -k "$(SIM)"
+	HWGEN_SIM_FULL=1 $(PY) -m pytest sim -n $(JOBS) -k "$(SIM)"
 
 test: install-accuracy
 	$(PY) -m pytest -n $(JOBS) -m "not formal and not perf"

@@ -28,6 +28,6 @@ def elements_for(params) -> int:
 @pytest.mark.parametrize("sim", runner.SIMULATORS)
 @pytest.mark.parametrize("params", CONFIGS)
 def test_layernorm_base_rtl_equals_emulate(params, sim):
-    n_elements = elements_for(params)
+    n_elements = runner.random_count(elements_for(params), sim)
     summary = runner.run(OP, params, sim, knobs={"elements": n_elements})
     runner.check_summary(OP, params, summary, random=n_elements)

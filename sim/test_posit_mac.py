@@ -83,6 +83,6 @@ CONFIGS = [pytest.param(p, id=p.name) for p in (SWEEP[0], SWEEP[1], SWEEP[3], SW
 @pytest.mark.parametrize("sim", runner.SIMULATORS)
 @pytest.mark.parametrize("params", CONFIGS)
 def test_mac_rtl_equals_emulate(params, sim):
-    dots = N_DOTS if params == SWEEP[0] else max(N_DOTS // 20, 1)
+    dots = runner.random_count(N_DOTS if params == SWEEP[0] else max(N_DOTS // 20, 1), sim)
     summary = runner.run(OP, params, sim, knobs={"dots": dots}, extra_module="sim.test_posit_mac")
     runner.check_summary(OP, params, summary, random=dots, extra=EXTRA)

@@ -12,14 +12,14 @@ from sim import runner
 OP = "softmax"
 #: elements of random rows per configuration (the issue asks for at least 10^5)
 N_ELEMENTS = int(os.environ.get("HWGEN_SOFTMAX_ELEMENTS", "100000"))
-#: the first output of a row comes L + latency clocks after its last input (the exp pass
-#: of the row follows its input)
-KNOBS = {"elements": N_ELEMENTS, "latency_rows": 1}
 CONFIGS = [pytest.param(p, id=p.name) for p in runner.sweep(OP)[:3]]
 
 
 @pytest.mark.parametrize("sim", runner.SIMULATORS)
 @pytest.mark.parametrize("params", CONFIGS)
 def test_softmax_rtl_equals_emulate(params, sim):
-    summary = runner.run(OP, params, sim, knobs=KNOBS)
-    runner.check_summary(OP, params, summary, random=N_ELEMENTS)
+    n = runner.random_count(N_ELEMENTS, sim)
+    # latency_rows: the first output of a row comes L + latency clocks after its last input
+    # (the exp pass of the row follows its input)
+    summary = runner.run(OP, params, sim, knobs={"elements": n, "latency_rows": 1})
+    runner.check_summary(OP, params, summary, random=n)

@@ -39,6 +39,6 @@ CONFIGS = [
 @pytest.mark.parametrize("params, sim", CONFIGS)
 def test_softmax_base_rtl_equals_emulate(params, sim):
     # same rule as the approximate softmax: first output L + latency after a row's last input
-    knobs = {"elements": elements_for(params), "latency_rows": 1}
+    knobs = {"elements": runner.random_count(elements_for(params), sim), "latency_rows": 1}
     summary = runner.run(OP, params, sim, knobs=knobs)
     runner.check_summary(OP, params, summary, random=knobs["elements"])

@@ -176,16 +176,26 @@ class _RowUnit(Elaboratable):
                     with m.If(chunk.any()):
                         m.d.sync += [group.eq(index), group_bits.eq(chunk)]
                 m.next = "lod"
+            # the mantissa (W << f) >> 2k in two steps: by the group's 8 bits here, by the
+            # even part of the position inside the group (0, 2, 4 or 6) in "mant". Two small
+            # multiplexers where one shifter by 0..2k would take hundreds of LUTs
+            coarse = Signal(f + 2 + 6, name="lod_coarse")
+            wide_w = Cat(Const(0, f), w_val)  # W << f
+            fine = Signal(2, name="lod_fine")
             with m.State("lod"):
                 low = Signal(3, name="lod_low")
                 for bit in range(8):
                     with m.If(group_bits[bit]):
                         m.d.comb += low.eq(bit)
-                m.d.sync += k.eq(Cat(low, group) >> 1)
+                m.d.sync += [
+                    k.eq(Cat(low, group) >> 1),
+                    coarse.eq(Array(wide_w[8 * i :] for i in range(n_groups))[group]),
+                    fine.eq(low[1:]),
+                ]
                 m.next = "mant"
             with m.State("mant"):
                 m.d.sync += [
-                    mant.eq((w_val << f) >> (k << 1)),
+                    mant.eq(Array(coarse[2 * i :] for i in range(4))[fine]),
                     self.shift.eq(k + (f - g // 2 - p.norm_fmt.frac_bits)),
                 ]
                 m.next = "seed"

@@ -140,11 +140,13 @@ def test_component_equals_emulate_under_backpressure(p):
     assert np.array_equal([g.last for g in got], lasts)
 
 
-def test_component_full_rate_and_latency():
-    p = DEFAULT.replace(max_len=256)
+@pytest.mark.parametrize(("max_len", "length"), [(1024, 86), (256, 192)])
+def test_component_full_rate_and_latency(max_len, length):
+    # the default's shortest full-rate rows (its per-row unit takes 85 clocks) and DeiT-T's
+    # 192 stream at one element per clock
+    p = DEFAULT.replace(max_len=max_len)
     dut = LayerNorm(p)
-    length = 192
-    assert dut.row_clocks <= length  # DeiT-T's width streams at full rate
+    assert dut.row_clocks < length
     rows = list(layernorm.random_rows(p, 5, length, seed=1))
     payloads = _payloads(rows)
     got, ins, outs = stream_sim(dut, payloads, len(payloads), idle=0.0, backpressure=0.0)

@@ -48,20 +48,28 @@ def _b_width(p: LayerNormParams) -> int:
 
 
 def _row_unit_clocks(p: LayerNormParams) -> int:
-    """Clocks of :class:`_RowUnit` from ``start`` to ``done``."""
-    return sum(bits + 2 for _, bits in _RowUnit.mults(p)) + _RowUnit.GLUE_STATES
+    """Clocks of :class:`_RowUnit` from ``start`` to ``done`` (inclusive)."""
+    steps = sum(_RowUnit.steps(bits) for _, bits in _RowUnit.mults(p))
+    # a load clock for ds2, dde, a and each Newton product, a hand-over clock after each
+    # Newton product (their results are rounded), and W, the leading one (two) and the mantissa
+    return steps + 3 + 6 * p.newton_steps + _RowUnit.GLUE_STATES
 
 
 class _RowUnit(Elaboratable):
-    """Per-row constants A = D y, B = S1 y and the output shift, one multiplier bit per clock.
+    """Per-row constants A = D y, B = S1 y and the output shift, two multiplier bits a clock.
 
     A small state machine runs the multiplications of :func:`golden.layernorm._row_constants`
-    on one shared shift-and-add multiplier (LUTs and a carry chain, no DSP): each takes one
-    clock to load and one clock per bit of its shorter operand, plus one to hand the product
-    on; W, its leading one (two clocks), the mantissa, the seed and the hand-over one each.
+    on one shared radix-4 Booth multiplier (LUTs and one carry chain, no DSP): per clock the
+    accumulator adds one of 0, ±M, ±2M selected by three bits of the multiplier, so a product
+    takes one clock per two bits of its shorter operand (plus one). A product whose successor
+    does not need it loads that successor in its last clock (D S2, S1^2, D^2 and A, B); the
+    others take a load clock, and the Newton products, which are rounded, a hand-over clock.
+    W, its leading one (two clocks) and the mantissa with its seed take one clock each; B,
+    the last product, is ``done`` (85 clocks for the default, 157 with the bit-serial unit
+    this replaced).
     """
 
-    GLUE_STATES = 6  # W, leading one (two), mantissa, seed, hand-over
+    GLUE_STATES = 4  # W, leading one (two), mantissa and seed
     #: outputs read at ``done`` (the other signals but ``idle`` and ``done`` are inputs)
     RESULTS = ("a", "b", "shift")
 
@@ -85,6 +93,11 @@ class _RowUnit(Elaboratable):
         return _row_unit_clocks(p)
 
     @staticmethod
+    def steps(bits: int) -> int:
+        """Radix-4 Booth steps for an unsigned multiplier of ``bits`` bits (a zero on top)."""
+        return -(-(bits + 1) // 2)
+
+    @staticmethod
     def mults(p: LayerNormParams) -> list[tuple[str, int]]:
         """(name, bits of the multiplier operand) of every multiplication, in order."""
         d_bits = p.max_len.bit_length()
@@ -103,14 +116,16 @@ class _RowUnit(Elaboratable):
         g = p.eps_extra_bits
         bits = dict(self.mults(p))
         s2_w, s1_w = len(self.s2), len(self.s1)
+        # every product and B = S1 y (signed, two's complement modulo 2**wide) fit
         wide = max(s2_w + bits["ds2"], 2 * s1_w, 2 * len(self.d) + bits["dde"]) + 2
-        ma = Signal(wide)
-        mb = Signal(max(bits.values()) + 1)
+        ma = Signal(wide)  # multiplicand M, shifted left two bits a step
+        mb = Signal(max(bits.values()) + 2)  # multiplier, shifted right two bits a step
+        low = Signal()  # the multiplier bit below the current two (Booth's overlap)
         acc = Signal(wide)
-        cnt = Signal(range(max(bits.values()) + 2))
+        cnt = Signal(range(max(self.steps(b) for b in bits.values()) + 1))
         d = Signal.like(self.d)
         mag1 = Signal(s1_w - 1)
-        neg1 = Signal()
+        s1 = Signal.like(self.s1)
         s2 = Signal.like(self.s2)
         p1 = Signal(wide)
         p2 = Signal(wide)
@@ -123,27 +138,49 @@ class _RowUnit(Elaboratable):
         y2 = Signal(p.rsqrt_fmt.width + 1)
         t = Signal(f + 3)
         table = Array(Const(int(v), p.rsqrt_fmt.width) for v in golden_ln.tables(p).rsqrt)
-        order = [name for name, _ in self.mults(p)]
 
-        def mult(name, a, b, then, next_state):
-            with m.State(f"{name}_load"):
-                m.d.sync += [ma.eq(a), mb.eq(b), acc.eq(0), cnt.eq(bits[name])]
-                m.next = f"{name}_run"
+        # one Booth step: digit -2 b1 + b0 + low of {b1 b0 low}, in -2 .. 2
+        window = Cat(low, mb[:2])
+        digits = [-2 * (v >> 2) + ((v >> 1) & 1) + (v & 1) for v in range(8)]
+        mag = Array(Const(abs(x), 2) for x in digits)[window]
+        neg = Array(Const(x < 0, 1) for x in digits)[window]
+        term = Array([Const(0, wide), ma, (ma << 1)[:wide]])[mag]
+        acc_next = Signal(wide, name="acc_next")
+        m.d.comb += acc_next.eq(acc + Mux(neg, ~term, term) + neg)
+
+        def load(name, a, b):
+            a_full = Signal(wide, name=f"{name}_mcand")
+            m.d.comb += a_full.eq(a)  # sign-extended when a is signed
+            return [
+                ma.eq(a_full),
+                mb.eq(b),
+                low.eq(0),
+                acc.eq(0),
+                cnt.eq(self.steps(bits[name]) - 1),
+            ]
+
+        def run(name, then, following, next_state, hand=False):
+            """The steps of ``name``; ``then(v)`` takes the product (``acc_next`` in the last
+            step, or ``acc`` one clock later with ``hand``); ``following`` (statements) loads the
+            next product in the last step."""
             with m.State(f"{name}_run"):
+                m.d.sync += [
+                    acc.eq(acc_next),
+                    ma.eq(ma << 2),
+                    mb.eq(mb >> 2),
+                    low.eq(mb[1]),
+                    cnt.eq(cnt - 1),
+                ]
                 with m.If(cnt == 0):
+                    if hand:
+                        m.next = f"{name}_hand"
+                    else:
+                        m.d.sync += then(acc_next) + following
+                        m.next = next_state
+            if hand:
+                with m.State(f"{name}_hand"):
                     m.d.sync += then(acc)
                     m.next = next_state
-                with m.Else():
-                    m.d.sync += [
-                        acc.eq(acc + Mux(mb[0], ma, 0)),
-                        ma.eq(ma << 1),
-                        mb.eq(mb >> 1),
-                        cnt.eq(cnt - 1),
-                    ]
-
-        def after(name):
-            i = order.index(name)
-            return f"{order[i + 1]}_load" if i + 1 < len(order) else "shift"
 
         half = 1 << (f - 1)
         # idle and done are decoded from the state outside the FSM's processes, so they are
@@ -154,14 +191,20 @@ class _RowUnit(Elaboratable):
                     m.d.sync += [
                         d.eq(self.d),
                         mag1.eq(Mux(self.s1 < 0, -self.s1, self.s1)),
-                        neg1.eq(self.s1 < 0),
+                        s1.eq(self.s1),
                         s2.eq(self.s2),
                     ]
                     m.next = "ds2_load"
-            mult("ds2", s2, d, lambda v: [p1.eq(v)], "s1sq_load")
-            mult("s1sq", mag1, mag1, lambda v: [p2.eq(v)], "dd_load")
-            mult("dd", d, d, lambda v: [p3.eq(v)], "dde_load")
-            mult("dde", p3, Const(p.eps_code), lambda v: [p4.eq(v)], "w")
+            with m.State("ds2_load"):
+                m.d.sync += load("ds2", s2, d)
+                m.next = "ds2_run"
+            run("ds2", lambda v: [p1.eq(v)], load("s1sq", mag1, mag1), "s1sq_run")
+            run("s1sq", lambda v: [p2.eq(v)], load("dd", d, d), "dd_run")
+            run("dd", lambda v: [p3.eq(v)], [], "dde_load")
+            with m.State("dde_load"):
+                m.d.sync += load("dde", p3, Const(p.eps_code))
+                m.next = "dde_run"
+            run("dde", lambda v: [p4.eq(v)], [], "w")
             with m.State("w"):
                 m.d.sync += w_val.eq(((p1 - p2) << g) + p4)
                 m.next = "lod_group"
@@ -183,47 +226,63 @@ class _RowUnit(Elaboratable):
             wide_w = Cat(Const(0, f), w_val)  # W << f
             fine = Signal(2, name="lod_fine")
             with m.State("lod"):
-                low = Signal(3, name="lod_low")
+                low_bit = Signal(3, name="lod_low")
                 for bit in range(8):
                     with m.If(group_bits[bit]):
-                        m.d.comb += low.eq(bit)
+                        m.d.comb += low_bit.eq(bit)
                 m.d.sync += [
-                    k.eq(Cat(low, group) >> 1),
+                    k.eq(Cat(low_bit, group) >> 1),
                     coarse.eq(Array(wide_w[8 * i :] for i in range(n_groups))[group]),
-                    fine.eq(low[1:]),
+                    fine.eq(low_bit[1:]),
                 ]
                 m.next = "mant"
-            with m.State("mant"):
+            order = [name for name, _ in self.mults(p)]
+            after_seed = f"{order[4]}_load"
+            with m.State("mant"):  # and the seed, read from the mantissa's top bits
+                mant_val = Signal(f + 2, name="mant_val")
+                m.d.comb += mant_val.eq(Array(coarse[2 * i :] for i in range(4))[fine])
+                idx = (mant_val >> (f - (p.rsqrt_bits - 1))) - (1 << (p.rsqrt_bits - 1))
                 m.d.sync += [
-                    mant.eq(Array(coarse[2 * i :] for i in range(4))[fine]),
+                    mant.eq(mant_val),
+                    y.eq(table[idx[: (3 << (p.rsqrt_bits - 1)).bit_length()]]),
                     self.shift.eq(k + (f - g // 2 - p.norm_fmt.frac_bits)),
                 ]
-                m.next = "seed"
-            with m.State("seed"):
-                idx = (mant >> (f - (p.rsqrt_bits - 1))) - (1 << (p.rsqrt_bits - 1))
-                m.d.sync += y.eq(table[idx[: (3 << (p.rsqrt_bits - 1)).bit_length()]])
-                m.next = f"{order[4]}_load"
+                m.next = after_seed
             for step in range(p.newton_steps):
-                mult(f"yy{step}", y, y, lambda v: [y2.eq((v + half) >> f)], f"my{step}_load")
-                mult(
-                    f"my{step}",
-                    mant,
-                    y2,
-                    lambda v: [t.eq((3 << f) - ((v + half) >> f))],
-                    f"yt{step}_load",
-                )
-                mult(
-                    f"yt{step}",
-                    y,
-                    t,
-                    lambda v: [y.eq((v + (1 << f)) >> (f + 1))],
-                    after(f"yt{step}"),
-                )
-            mult("a", y, d, lambda v: [self.a.eq(v)], "b_load")
-            mult("b", mag1, y, lambda v: [self.b.eq(Mux(neg1, -v, v))], "shift")
-            with m.State("shift"):  # the constants are all registered: hand them over
-                m.next = "idle"
-        m.d.comb += [self.idle.eq(fsm.ongoing("idle")), self.done.eq(fsm.ongoing("shift"))]
+                yy, my, yt = f"yy{step}", f"my{step}", f"yt{step}"
+                with m.State(f"{yy}_load"):
+                    m.d.sync += load(yy, y, y)
+                    m.next = f"{yy}_run"
+                run(yy, lambda v: [y2.eq((v + half) >> f)], [], f"{my}_load", hand=True)
+                with m.State(f"{my}_load"):
+                    m.d.sync += load(my, mant, y2)
+                    m.next = f"{my}_run"
+                run(my, lambda v: [t.eq((3 << f) - ((v + half) >> f))], [], f"{yt}_load", hand=True)
+                with m.State(f"{yt}_load"):
+                    m.d.sync += load(yt, y, t)
+                    m.next = f"{yt}_run"
+                nxt = f"yy{step + 1}_load" if step + 1 < p.newton_steps else "a_load"
+                run(yt, lambda v: [y.eq((v + (1 << f)) >> (f + 1))], [], nxt, hand=True)
+            with m.State("a_load"):
+                m.d.sync += load("a", y, d)
+                m.next = "a_run"
+            # B = S1 y: the signed multiplicand makes the product signed (modulo 2**wide)
+            run("a", lambda v: [self.a.eq(v)], load("b", s1, y), "b_run")
+            with m.State("b_run"):  # the last product: done in its last step, B combinational
+                m.d.sync += [
+                    acc.eq(acc_next),
+                    ma.eq(ma << 2),
+                    mb.eq(mb >> 2),
+                    low.eq(mb[1]),
+                    cnt.eq(cnt - 1),
+                ]
+                with m.If(cnt == 0):
+                    m.next = "idle"
+        m.d.comb += [
+            self.b.eq(acc_next.as_signed()),
+            self.idle.eq(fsm.ongoing("idle")),
+            self.done.eq(fsm.ongoing("b_run") & (cnt == 0)),
+        ]
         return m
 
 

@@ -64,12 +64,12 @@ class _RowUnit(Elaboratable):
     takes one clock per two bits of its shorter operand (plus one). A product whose successor
     does not need it loads that successor in its last clock (D S2, S1^2, D^2 and A, B); the
     others take a load clock, and the Newton products, which are rounded, a hand-over clock.
-    W, its leading one (two clocks) and the mantissa with its seed take one clock each; B,
-    the last product, is ``done`` (85 clocks for the default, 157 with the bit-serial unit
-    this replaced).
+    W, its leading one (two clocks), the mantissa and the seed take one clock each; B, the
+    last product, is ``done`` (86 clocks for the default, 157 with the bit-serial unit this
+    replaced).
     """
 
-    GLUE_STATES = 4  # W, leading one (two), mantissa and seed
+    GLUE_STATES = 5  # W, leading one (two), mantissa, seed
     #: outputs read at ``done`` (the other signals but ``idle`` and ``done`` are inputs)
     RESULTS = ("a", "b", "shift")
 
@@ -238,15 +238,17 @@ class _RowUnit(Elaboratable):
                 m.next = "mant"
             order = [name for name, _ in self.mults(p)]
             after_seed = f"{order[4]}_load"
-            with m.State("mant"):  # and the seed, read from the mantissa's top bits
-                mant_val = Signal(f + 2, name="mant_val")
-                m.d.comb += mant_val.eq(Array(coarse[2 * i :] for i in range(4))[fine])
-                idx = (mant_val >> (f - (p.rsqrt_bits - 1))) - (1 << (p.rsqrt_bits - 1))
+            with m.State("mant"):
                 m.d.sync += [
-                    mant.eq(mant_val),
-                    y.eq(table[idx[: (3 << (p.rsqrt_bits - 1)).bit_length()]]),
+                    mant.eq(Array(coarse[2 * i :] for i in range(4))[fine]),
                     self.shift.eq(k + (f - g // 2 - p.norm_fmt.frac_bits)),
                 ]
+                m.next = "seed"
+            # the seed in a clock of its own: a table of up to 1536 entries behind the
+            # mantissa multiplexer would be one long path
+            with m.State("seed"):
+                idx = (mant >> (f - (p.rsqrt_bits - 1))) - (1 << (p.rsqrt_bits - 1))
+                m.d.sync += y.eq(table[idx[: (3 << (p.rsqrt_bits - 1)).bit_length()]])
                 m.next = after_seed
             for step in range(p.newton_steps):
                 yy, my, yt = f"yy{step}", f"my{step}", f"yt{step}"
@@ -293,15 +295,15 @@ class LayerNorm(StatRowCore):
     stages run concurrently on four row banks: *ingest* stores the row and accumulates
     S1 = sum x and S2 = sum x^2 (one multiplier); a *per-row unit* turns them into the
     constants A = D y, B = S1 y and a shift (y = 1/sqrt(m) of W = D S2 - S1^2 + D^2 eps, see
-    :mod:`golden.layernorm`) with one shift-and-add multiplier working a bit per clock (no
-    DSP; about 150 clocks per row); *normalise* reads the row back and streams
+    :mod:`golden.layernorm`) with one radix-4 Booth multiplier working two bits per clock
+    (no DSP; 86 clocks per row for the default); *normalise* reads the row back and streams
     round(x A - B) * gamma + beta out with back-pressure (two multipliers). So each lane has
     three multipliers.
 
-    With rows of more than ``row_clocks`` elements (157 for the default, so DeiT-T's 192
-    qualifies) the block takes and gives one element per clock indefinitely: R rows of length
-    L take (R + 1) L + ``latency`` - 1 clocks from the first input to the last output. Shorter
-    rows wait for the per-row unit.
+    With rows of more than ``row_clocks`` elements (86 for the default, so DeiT-T's 192 and
+    128-wide models qualify) the block takes and gives one element per clock indefinitely: R
+    rows of length L take (R + 1) L + ``latency`` - 1 clocks from the first input to the last
+    output. Shorter rows wait for the per-row unit.
 
     Parameters
     ----------

@@ -270,16 +270,8 @@ class _RowUnit(Elaboratable):
                 m.next = "a_run"
             # B = S1 y: the signed multiplicand makes the product signed (modulo 2**wide)
             run("a", lambda v: [self.a.eq(v)], load("b", s1, y), "b_run")
-            with m.State("b_run"):  # the last product: done in its last step, B combinational
-                m.d.sync += [
-                    acc.eq(acc_next),
-                    ma.eq(ma << 2),
-                    mb.eq(mb >> 2),
-                    low.eq(mb[1]),
-                    cnt.eq(cnt - 1),
-                ]
-                with m.If(cnt == 0):
-                    m.next = "idle"
+            # the last product: `done` in its last step, B read combinationally from acc_next
+            run("b", lambda v: [], [], "idle")
         m.d.comb += [
             self.b.eq(acc_next.as_signed()),
             self.idle.eq(fsm.ongoing("idle")),

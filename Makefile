@@ -4,8 +4,10 @@
 #   make install-accuracy   adds PyTorch & co (golden.nn, accuracy); `make test` needs it
 #   make verilog     Verilog of every operator at default parameters into rtl_out/
 #                    (plus OP=<op> PARAMS="k=v,..." for one more configuration)
-#   make sim         cocotb testbenches on SIM=icarus (default) or SIM=verilator
-#   make test        the whole suite, both simulators (what CI runs)
+#   make sim         cocotb testbenches on SIM=icarus (default) or SIM=verilator, every
+#                    random run in full (HWGEN_SIM_FULL=1)
+#   make test        the whole suite, both simulators (what CI runs; Icarus checks a fifth of
+#                    each random run there, Verilator all of it)
 #   make synth       resource counts (xc7, ECP5, iCE40) and ECP5 Fmax into reports/synth/
 #   make digits-model  train (once, cached in build/accuracy/) the bundled digits DeiT
 #   make accuracy    top-1 table into reports/accuracy.{md,json} (MODEL=, CHECKPOINT=, DATA=,

@@ -52,7 +52,7 @@ from __future__ import annotations
 import enum
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -179,7 +179,8 @@ class SoftmaxParams(ParamsBase):
                     f"{op} exp_table_bits ({self.exp_table_bits}) must not exceed red_fmt's "
                     f"fractional bits ({self.red_fmt.frac_bits})"
                 )
-            if self.pade is not PadeOrder.P22 or self.coef_bits != 10:
+            default = {f.name: f.default for f in fields(self)}
+            if self.pade is not default["pade"] or self.coef_bits != default["coef_bits"]:
                 raise ValueError(
                     f"{op} pade and coef_bits set the Padé exponential, which exp_table_bits="
                     f"{self.exp_table_bits} replaces; leave them at their defaults"
@@ -320,25 +321,24 @@ def _exp(p: SoftmaxParams, t) -> np.ndarray:
     fp, fy, fe = p.poly_fmt.frac_bits, p.recip_fmt.frac_bits, p.exp_fmt.frac_bits
     n = -t * tb.log2e  # >= 0, fin + fl fractional bits
     z = n >> (fin + fl)
-    flushed = z > p.flush_shift
     if p.exp_table_bits:
-        # 2^-r from the table (leading one put back) at fe + 2 fractional bits, shifted by z
+        # 2^-r from the table (leading one put back), fe + 2 fractional bits
         k = p.exp_table_bits
-        full = tb.exp2[(n >> (fin + fl - k)) & ((1 << k) - 1)] + (1 << (fe + 1))
-        e = saturate(shift_round_half_up(full, 2 + np.where(flushed, 0, z)), p.exp_fmt)
-        return np.where(flushed, 0, e)
-    r = (n >> (fin + fl - fr)) & ((1 << fr) - 1)  # fraction kept to fr bits (truncated)
-    t1 = shift_round_half_up(tb.a1 * r, fr)
-    if p.pade is PadeOrder.P22:
-        r2 = shift_round_half_up(r * r, fr)
-        t2 = shift_round_half_up(tb.a2 * r2, fr)
-    else:
-        t2 = np.zeros_like(t1)
-    num = (1 << fp) - t1 + t2
-    den = (1 << fp) + t1 + t2
-    y = recip(p, den)
-    shift = fp + fy - fe + np.where(flushed, 0, z)
-    e = saturate(shift_round_half_up(num * y, shift), p.exp_fmt)
+        value, frac = tb.exp2[(n >> (fin + fl - k)) & ((1 << k) - 1)] + (1 << (fe + 1)), fe + 2
+    else:  # P(r) * (1/Q(r)), fp + fy fractional bits
+        r = (n >> (fin + fl - fr)) & ((1 << fr) - 1)  # fraction kept to fr bits (truncated)
+        t1 = shift_round_half_up(tb.a1 * r, fr)
+        if p.pade is PadeOrder.P22:
+            r2 = shift_round_half_up(r * r, fr)
+            t2 = shift_round_half_up(tb.a2 * r2, fr)
+        else:
+            t2 = np.zeros_like(t1)
+        num = (1 << fp) - t1 + t2
+        den = (1 << fp) + t1 + t2
+        value, frac = num * recip(p, den), fp + fy
+    # 2^-z times that, rounded once to exp_fmt; entries past the flush limit are 0
+    flushed = z > p.flush_shift
+    e = saturate(shift_round_half_up(value, frac - fe + np.where(flushed, 0, z)), p.exp_fmt)
     return np.where(flushed, 0, e)
 
 

@@ -51,7 +51,7 @@ def _row_unit_clocks(p: LayerNormParams) -> int:
     """Clocks of :class:`_RowUnit` from ``start`` to ``done`` (inclusive)."""
     steps = sum(_RowUnit.steps(bits) for _, bits in _RowUnit.mults(p))
     # a load clock for ds2, dde, a and each Newton product, a hand-over clock after each
-    # Newton product (their results are rounded), and W, the leading one (two) and the mantissa
+    # Newton product (their results are rounded), and the glue states
     return steps + 3 + 6 * p.newton_steps + _RowUnit.GLUE_STATES
 
 
@@ -149,10 +149,8 @@ class _RowUnit(Elaboratable):
         m.d.comb += acc_next.eq(acc + Mux(neg, ~term, term) + neg)
 
         def load(name, a, b):
-            a_full = Signal(wide, name=f"{name}_mcand")
-            m.d.comb += a_full.eq(a)  # sign-extended when a is signed
             return [
-                ma.eq(a_full),
+                ma.eq(a),  # sign-extended when a is signed (S1 for B)
                 mb.eq(b),
                 low.eq(0),
                 acc.eq(0),

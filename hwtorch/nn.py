@@ -67,7 +67,10 @@ tests/test_nn.py checks it equals ``emulate`` element for element).
 
 from __future__ import annotations
 
+import copy
 import fnmatch
+import functools
+import inspect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -92,6 +95,8 @@ __all__ = [
     "patch_model",
     "calibrate",
     "VisibleSoftmaxAttention",
+    "hardware_eps",
+    "hardware_attention",
 ]
 
 
@@ -142,7 +147,10 @@ class LayerNorm(torch.nn.Module):
     normalized_shape : int or tuple of one int
         The channel count (the hardware normalises over the last axis only).
     eps : float
-        Added to the variance.
+        Added to the variance: any eps >= 0 that torch accepts. The guard bits that resolve it
+        are chosen by :func:`hardware_eps` (BERT's 1e-12 needs 30 instead of 16); an eps below
+        the hardware's smallest, ``2**-(2 F + 32)`` for F fractional input bits (2.3e-15 at
+        s8.8), eps 0 included, is added as that smallest value.
     elementwise_affine : bool
         Learnable gamma and beta, as in torch.
     params : LayerNormParams, optional
@@ -182,7 +190,7 @@ class LayerNorm(torch.nn.Module):
         self.eps = eps
         self.elementwise_affine = elementwise_affine
         base = params if params is not None else layernorm_model.LayerNormParams()
-        self.params = base.replace(eps=eps)
+        self.params = hardware_eps(base, eps)
         if elementwise_affine:
             self.weight = torch.nn.Parameter(torch.ones(shape))
             self.bias = torch.nn.Parameter(torch.zeros(shape)) if bias else None
@@ -234,6 +242,35 @@ class LayerNorm(torch.nn.Module):
 
 
 _LN_SCALES = ("format", "static", "dynamic")
+
+
+def hardware_eps(
+    params: layernorm_model.LayerNormParams, eps: float
+) -> layernorm_model.LayerNormParams:
+    """``params`` with ``eps`` and the guard bits the hardware needs to add it.
+
+    The guard bits G are :func:`golden.layernorm.eps_guard_bits` (never fewer than
+    ``params.eps_extra_bits``), so eps is added within 1/128 of its value where 32 guard bits
+    allow. Below ``2**-(2 F + 32)`` (F: ``in_fmt``'s fractional bits), where even 32 guard bits
+    round eps to 0, the hardware adds ``2**-(2 F + 32)``: the result then differs from the
+    float LayerNorm with the smaller eps by a factor ``sqrt(var + eps') / sqrt(var + eps)``,
+    i.e. by less than 2.3e-15 / (2 var) relatively at s8.8, and a constant row gives 0 where
+    torch's eps = 0 gives NaN.
+
+    >>> hardware_eps(layernorm_model.LayerNormParams(), 1e-12).eps_extra_bits
+    30
+    >>> hardware_eps(layernorm_model.LayerNormParams(), 0.0).eps == 2.0**-48
+    True
+    """
+    eps = float(eps)
+    if not (0.0 <= eps < float("inf")):
+        raise ValueError(f"LayerNorm eps must be a finite number >= 0, not {eps!r}")
+    floor = 2.0 ** -(2 * params.in_fmt.frac_bits + layernorm_model.MAX_GUARD_BITS)
+    eps = max(eps, floor)
+    g = layernorm_model.eps_guard_bits(eps, params.in_fmt, params.eps_extra_bits)
+    return params.replace(eps=eps, eps_extra_bits=g)
+
+
 _MAX_SHIFT = 16
 
 
@@ -602,6 +639,8 @@ def _op_module(kind: str, arg, original: torch.nn.Module | None, ln_scale: str =
     }[kind]
     if arg == EXACT:
         if kind == "gelu":
+            if not isinstance(original, torch.nn.GELU | GELU):  # Hugging Face: its own math
+                return copy.deepcopy(original)
             return torch.nn.GELU(approximate=getattr(original, "approximate", "none"))
         if kind == "softmax":
             return torch.nn.Softmax(dim=-1)
@@ -623,7 +662,7 @@ def _op_module(kind: str, arg, original: torch.nn.Module | None, ln_scale: str =
             f"not {arg!r}"
         )
     if kind == "gelu":
-        return GELU(approximate=getattr(original, "approximate", "none"), params=params)
+        return GELU(approximate=_gelu_approximate(original), params=params)
     if kind == "softmax":
         return Softmax(dim=-1, params=params)
     ours = LayerNorm(
@@ -650,8 +689,10 @@ def patch_model(
 ) -> PatchSummary:
     """Swap the hardware drop-ins into ``model`` in place; return what was replaced.
 
-    Works on timm ViT / DeiT models and on any model built from ``nn.GELU``,
-    ``nn.LayerNorm``, ``nn.Linear`` (and timm's ``Attention`` for the softmax).
+    Works on timm ViT / DeiT models, on Hugging Face ``transformers`` encoders of the BERT
+    family (``BertModel`` and the models built like it: their GELU activation classes, every
+    LayerNorm, the attention softmax) and on any model built from ``nn.GELU``,
+    ``nn.LayerNorm`` and ``nn.Linear``.
 
     Parameters
     ----------
@@ -678,6 +719,20 @@ def patch_model(
     swapped. Each ``Attention`` gets fused attention switched off and its class changed to
     :class:`VisibleSoftmaxAttention`, whose forward pass is timm's unfused path with the
     softmax taken from a ``softmax`` submodule. Parameters and state-dict keys are unchanged.
+
+    A Hugging Face attention module that dispatches through transformers' attention-function
+    registry (``ALL_ATTENTION_FUNCTIONS``, as every BERT-family self-attention does) gets a
+    ``hw_softmax`` submodule (no parameters, so the state dict keeps its keys) and its
+    config's ``_attn_implementation`` set to ``"hwgen"``: :func:`hardware_attention`,
+    registered with transformers' ``AttentionInterface`` (and the boolean ``sdpa`` mask under
+    the same name), computes eager attention with the softmax taken from ``hw_softmax``.
+    Masked positions are left out of each row, as the hardware would see a row of the
+    unmasked length; they get probability 0. Nothing in transformers is patched, and a
+    module without ``hw_softmax`` that shares the config runs the same eager math with the
+    exact softmax. GELU classes: ``GELUActivation`` (erf) and the tanh forms (``GELUTanh``,
+    ``NewGELUActivation``, ``FastGELUActivation``, ``AccurateGELUActivation``) become the
+    GELU block; ``QuickGELUActivation`` and ``ClippedGELUActivation`` are other functions and
+    are kept, with the reason in the summary.
     """
     if isinstance(weights, str):
         weights = WeightSpec(mode=weights)
@@ -690,6 +745,15 @@ def patch_model(
     attention_types = _timm_attention_types()
     summary = PatchSummary()
     for name, module in list(model.named_modules()):
+        if softmax is not None and _hf_attention_kind(module) is not None:
+            if _hf_attention_kind(module):
+                _use_hw_attention(module)
+                module.hw_softmax = _op_module("softmax", softmax, None)
+                summary.replaced["softmax"].append(name)
+            else:
+                summary.skipped.append(
+                    (name, f"{type(module).__name__} computes its softmax inline")
+                )
         if softmax is not None and isinstance(module, attention_types):
             if type(module) not in (_timm_attention(), VisibleSoftmaxAttention):
                 summary.skipped.append((name, f"{type(module).__name__} not supported"))
@@ -703,7 +767,11 @@ def patch_model(
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name)
         new = None
-        if gelu is not None and isinstance(module, torch.nn.GELU | GELU):
+        if gelu is not None and isinstance(module, _gelu_types()):
+            why = _hf_gelu_kinds()[2].get(type(module).__name__)
+            if why is not None:
+                summary.skipped.append((name, why))
+                continue
             new, kind = _op_module("gelu", gelu, module), "gelu"
         elif layernorm is not None and isinstance(module, torch.nn.LayerNorm | LayerNorm):
             if len(module.normalized_shape) != 1:
@@ -721,6 +789,132 @@ def patch_model(
             setattr(parent, child, new)
             summary.replaced[kind].append(name)
     return summary
+
+
+# -- Hugging Face transformers ------------------------------------------------------------------
+
+#: transformers GELU classes computing the erf GELU, the tanh approximation of it, and GELU-like
+#: functions the block does not compute (with the reason they are kept).
+_HF_GELU_ERF = ("GELUActivation",)
+_HF_GELU_TANH = ("GELUTanh", "NewGELUActivation", "FastGELUActivation", "AccurateGELUActivation")
+_HF_GELU_OTHER = {
+    "QuickGELUActivation": "QuickGELU is x sigmoid(1.702 x), not the GELU the block computes",
+    "ClippedGELUActivation": "clipped GELU saturates at its own bounds; kept in float",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def _hf_gelu_kinds() -> tuple[tuple[type, ...], tuple[type, ...], dict[str, str]]:
+    """(erf classes, tanh and kept classes, {kept class name: reason}) of the installed
+    transformers (all empty without it)."""
+    try:
+        from transformers import activations
+    except ImportError:  # transformers is optional
+        return (), (), {}
+    erf = tuple(getattr(activations, n) for n in _HF_GELU_ERF if hasattr(activations, n))
+    tanh = tuple(getattr(activations, n) for n in _HF_GELU_TANH if hasattr(activations, n))
+    other = tuple(getattr(activations, n) for n in _HF_GELU_OTHER if hasattr(activations, n))
+    return erf, tanh + other, dict(_HF_GELU_OTHER)
+
+
+def _gelu_types() -> tuple[type, ...]:
+    erf, rest, _ = _hf_gelu_kinds()
+    return (torch.nn.GELU, GELU, *erf, *rest)
+
+
+def _gelu_approximate(original) -> str:
+    if original is None or isinstance(original, torch.nn.GELU | GELU):
+        return getattr(original, "approximate", "none")
+    return "none" if isinstance(original, _hf_gelu_kinds()[0]) else "tanh"
+
+
+@functools.cache
+def _dispatches_through_registry(cls: type) -> bool:
+    try:
+        return "ALL_ATTENTION_FUNCTIONS" in inspect.getsource(cls.forward)
+    except (OSError, TypeError):
+        return False
+
+
+def _hf_attention_kind(module: torch.nn.Module) -> bool | None:
+    """None: not a transformers attention module (or a wrapper around one); True: one whose
+    forward pass dispatches through transformers' attention-function registry; False: one
+    that computes its softmax some other way."""
+    cls = type(module)
+    if not cls.__module__.startswith("transformers.models.") or "Attention" not in cls.__name__:
+        return None
+    if not hasattr(module, "config"):
+        return None
+    if _dispatches_through_registry(cls):
+        return True
+    # wrappers (BertAttention holds BertSelfAttention): their child is the one patched
+    if any(_hf_attention_kind(c) is not None for c in module.children()):
+        return None
+    return False
+
+
+#: The name under which :func:`hardware_attention` is registered with transformers.
+HF_ATTENTION = "hwgen"
+
+
+def _use_hw_attention(module: torch.nn.Module) -> None:
+    """Register :func:`hardware_attention` (once) and select it in ``module.config``."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    if HF_ATTENTION not in AttentionInterface._global_mapping:
+        AttentionInterface.register(HF_ATTENTION, hardware_attention)
+        AttentionMaskInterface.register(HF_ATTENTION, sdpa_mask)  # boolean, True = attend
+    module.config._attn_implementation = HF_ATTENTION
+
+
+def hardware_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **_):
+    """Eager scaled dot-product attention with the softmax of ``module.hw_softmax`` (the
+    exact softmax where the module has none), in transformers' attention-function signature:
+    tensors ``[batch, heads, tokens, head_dim]`` in; the output ``[batch, tokens, heads,
+    head_dim]`` and the probabilities out.
+
+    ``attention_mask`` is boolean (True: attend) or additive (a float tensor whose masked
+    entries are at most half the dtype's lowest value). Each row's masked positions are left
+    out of the softmax, as the hardware would see only the row's unmasked elements, and get
+    probability 0.
+    """
+    if scaling is None:
+        scaling = query.size(-1) ** -0.5
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    keep = None
+    if attention_mask is not None:
+        if attention_mask.dtype == torch.bool:
+            keep = attention_mask
+        else:
+            scores = scores + attention_mask
+            keep = attention_mask > torch.finfo(attention_mask.dtype).min / 2
+        keep = keep.expand(scores.shape)
+    softmax = getattr(module, "hw_softmax", None)
+    if softmax is None:
+        softmax = torch.nn.Softmax(dim=-1)
+    probs = _row_softmax(softmax, scores, keep)
+    probs = torch.nn.functional.dropout(probs, p=dropout, training=module.training)
+    out = torch.matmul(probs, value).transpose(1, 2).contiguous()
+    return out, probs
+
+
+def _row_softmax(softmax: torch.nn.Module, scores: torch.Tensor, keep) -> torch.Tensor:
+    """``softmax`` (over the last axis) of every row's kept entries; 0 where not kept."""
+    if keep is None or bool(keep.all()):
+        return softmax(scores)
+    n = scores.shape[-1]
+    flat = scores.reshape(-1, n)
+    mask = keep.reshape(-1, n)
+    out = torch.zeros_like(flat)
+    counts = mask.sum(dim=-1)
+    for c in torch.unique(counts).tolist():
+        if c == 0:
+            continue  # a fully masked row attends to nothing
+        rows = torch.nonzero(counts == c).squeeze(1)
+        m = mask[rows]
+        out[rows] = out[rows].masked_scatter(m, softmax(flat[rows][m].reshape(-1, c)))
+    return out.reshape(scores.shape)
 
 
 def _mac_linear(linear: torch.nn.Linear, spec: WeightSpec, importance=None) -> MacLinear:

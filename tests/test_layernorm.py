@@ -33,7 +33,7 @@ def _layernorm_math(x, eps):
     "kwargs, error, match",
     [
         ({"max_len": 1}, ValueError, r"^layernorm max_len must be 2 to 4096, not 1$"),
-        ({"eps": 0.0}, ValueError, r"eps must be in \(0, 1\), not 0\.0"),
+        ({"eps": 0.0}, ValueError, r"eps must be a positive finite number, not 0\.0"),
         ({"eps": 1e-12}, ValueError, r"eps=1e-12 rounds to 0 .* raise eps_extra_bits"),
         ({"eps_extra_bits": 15}, ValueError, r"eps_extra_bits must be even"),
         ({"newton_steps": 4}, ValueError, r"newton_steps must be 0 to 3, not 4"),

@@ -1314,8 +1314,9 @@ def make_report(
     (out_dir / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     progress("report: plots")
     plots = write_plots(results, out_dir)
-    acc_path = out_dir / "accuracy.md"
-    accuracy_md = acc_path.read_text() if acc_path.exists() else None
+    # the digits table, then the MiniLM language table, each where `make accuracy` wrote it
+    parts = [out_dir / f"{stem}.md" for stem in ("accuracy", "accuracy_minilm")]
+    accuracy_md = "\n\n".join(p.read_text().strip() for p in parts if p.exists()) or None
     text = render(results, tools=tools, accuracy_md=accuracy_md, plots=plots, full=full)
     path = out_dir / "REPORT.md"
     path.write_text(text)

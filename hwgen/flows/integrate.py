@@ -6,12 +6,13 @@ For one configuration of an operator, :func:`emit` writes into the output folder
     the core (module name ``params.name``, or ``--name`` without ``--axis``), its submodules
     renamed from Amaranth's escaped ``\\<top>.<path>`` to plain ``<top>_<path>`` identifiers
     (:func:`plain_module_names`);
-``<core>.json``, ``<core>.core``
-    its sidecar (:func:`sidecar`) and FuseSoC CAPI2 description (:func:`core_description`);
+``<core>.json``, ``<core>.core``, ``<core>.vlt``
+    its sidecar (:func:`sidecar`), FuseSoC CAPI2 description (:func:`core_description`) and
+    Verilator lint waivers (:func:`lint_waivers`);
 
 and with ``axis=True`` also the AXI4-Stream top level (:class:`hwgen.lib.axis.AxisTop`, module
-name ``--name`` or ``<params.name>_axis``) as ``<top>.v`` with its own ``.json`` and ``.core``
-(whose file set holds both Verilog files).
+name ``--name`` or ``<params.name>_axis``) as ``<top>.v`` with its own ``.json``, ``.core``
+(whose file set holds both Verilog files) and ``.vlt``.
 
 The sidecar says, for a build script or a driver: the module, every port with its direction,
 width and role, every payload field's bit position and number format, the latency and
@@ -83,6 +84,33 @@ def plain_module_names(text: str, top: str) -> str:
         return name + " "
 
     return escaped.sub(plain, text)
+
+
+#: Verilator ``-Wall`` rules waived in the Amaranth-generated core (never in the AXI4-Stream
+#: top level), each a style rule whose findings there are no defect: registers with
+#: ``initial`` values (PROCASSINIT), Yosys's ``full_case`` case statements (CASEINCOMPLETE),
+#: implicit widening and truncation in Yosys's expressions, which follow Verilog's sizing rules
+#: (WIDTHEXPAND, WIDTHTRUNC), unused bits of internal words (UNUSEDSIGNAL), submodules in the
+#: top module's file (DECLFILENAME)
+CORE_WAIVED = (
+    "PROCASSINIT",
+    "CASEINCOMPLETE",
+    "WIDTHEXPAND",
+    "WIDTHTRUNC",
+    "UNUSEDSIGNAL",
+    "DECLFILENAME",
+)
+
+
+def lint_waivers(core_module: str, top: str | None = None, slaves: tuple[str, ...] = ()) -> str:
+    """A Verilator configuration file: :data:`CORE_WAIVED` in ``<core_module>.v``; with an
+    AXI4-Stream top level ``top``, also the unused padding bits of its slaves' TDATA (null
+    bits, ignored by definition), and nothing else in its file."""
+    lines = ["`verilator_config", "// written by hwgen: the waivers and why are in its README"]
+    lines += [f'lint_off -rule {rule} -file "*{core_module}.v"' for rule in CORE_WAIVED]
+    for prefix in slaves:
+        lines.append(f'lint_off -rule UNUSEDSIGNAL -file "*{top}.v" -match "*{prefix}_tdata*"')
+    return "\n".join(lines) + "\n"
 
 
 # -- number formats of the payload fields -------------------------------------------------
@@ -287,9 +315,11 @@ def sidecar(
 
 def core_description(module: str, files: list[str], summary: str, version: str) -> str:
     """A FuseSoC CAPI2 core description: the Verilog files, the top module, and a ``lint``
-    target (Verilator ``--lint-only``)."""
+    target (Verilator ``--lint-only -Wall`` with the ``.vlt`` waivers among ``files``)."""
     vlnv_version = re.sub(r"[^0-9A-Za-z.]", ".", version)
-    listed = "\n".join(f"      - {f}" for f in files)
+    listed = "\n".join(f"      - {f}" for f in files if not f.endswith(".vlt"))
+    waivers = [f for f in files if f.endswith(".vlt")]
+    vlt = "".join(f"      - {f}: {{file_type: vlt}}\n" for f in waivers)
     return (
         "CAPI=2:\n"
         f"# written by hwgen {version}; regenerate rather than edit\n"
@@ -300,16 +330,19 @@ def core_description(module: str, files: list[str], summary: str, version: str) 
         "    files:\n"
         f"{listed}\n"
         "    file_type: verilogSource\n"
-        "targets:\n"
+        + ("  lint_waivers:\n    files:\n" + vlt if waivers else "")
+        + "targets:\n"
         "  default: &default\n"
         "    filesets: [rtl]\n"
         f"    toplevel: {module}\n"
         "  lint:\n"
         "    <<: *default\n"
+        f"    filesets: [rtl{', lint_waivers' if waivers else ''}]\n"
         "    default_tool: verilator\n"
         "    tools:\n"
         "      verilator:\n"
         "        mode: lint-only\n"
+        "        verilator_options: [-Wall]\n"
     )
 
 
@@ -346,12 +379,16 @@ def emit(
     text = plain_module_names(registry.verilog_text(dut, core_name), core_name)
     written = [out / f"{core_name}.v"]
     written[0].write_text(text)
-    designs = [(core_name, [f"{core_name}.v"], False)]
+    (out / f"{core_name}.vlt").write_text(lint_waivers(core_name))
+    written.append(out / f"{core_name}.vlt")
+    designs = [(core_name, [f"{core_name}.v", f"{core_name}.vlt"], False)]
     if axis:
         wrapper = AxisTop(op.inspect(params).signature, core_name)
         (out / f"{top}.v").write_text(registry.verilog_text(wrapper, top))
-        written.append(out / f"{top}.v")
-        designs.append((top, [f"{top}.v", f"{core_name}.v"], True))
+        slaves = tuple(p.prefix for p in wrapper.ports if not p.master)
+        (out / f"{top}.vlt").write_text(lint_waivers(core_name, top, slaves))
+        written += [out / f"{top}.v", out / f"{top}.vlt"]
+        designs.append((top, [f"{top}.v", f"{core_name}.v", f"{top}.vlt"], True))
     for module, files, is_axis in designs:
         doc = sidecar(op_name, params, module, files, axis=is_axis, core_module=core_name)
         (out / f"{module}.json").write_text(json.dumps(doc, indent=2) + "\n")

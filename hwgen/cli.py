@@ -1,4 +1,5 @@
-"""``python -m hwgen``: every flow for every registered operator, from the contract alone.
+"""``hwgen`` / ``python -m hwgen``: every flow for every registered operator, from the contract
+alone.
 
 Subcommands: ``list`` (operators and defaults), ``verilog``, ``synth`` (Yosys counts, nextpnr
 Fmax), ``energy`` (the FPGA energy model on the mapped primitives), ``errors`` (golden model
@@ -6,7 +7,9 @@ against float64), ``report`` (everything as one Markdown file), ``accuracy`` (De
 the operators), ``bitstream`` (board self-test) and ``formal`` (stream proofs).
 
 Every failure the user can fix (unknown operator, bad parameter, missing tool) ends the
-program with one line on stderr and exit status 2, never a traceback.
+program with one line on stderr and exit status 2, never a traceback. Outputs go below the
+current folder (``verilog``: into it; the others: its ``reports/`` and ``build/``), never into
+the installed package, unless an option names another folder.
 """
 
 from __future__ import annotations
@@ -40,8 +43,14 @@ def _configs(args) -> list[tuple[str, object]]:
 
 
 def cmd_verilog(args) -> None:
-    for name, params in _configs(args):
-        print(f"wrote {registry.write_verilog(name, params, args.out).path}")
+    from .flows import integrate
+
+    configs = _configs(args)
+    if args.name is not None and len(configs) != 1:
+        raise ValueError("--name needs exactly one configuration (one operator, no --sweep)")
+    for name, params in configs:
+        for path in integrate.emit(name, params, args.out, axis=args.axis, name=args.name):
+            print(f"wrote {path}")
 
 
 def cmd_synth(args) -> None:
@@ -55,7 +64,7 @@ def cmd_synth(args) -> None:
     configs = _configs(args)
     for n, (name, params) in enumerate(configs, 1):
         print(f"[{n}/{len(configs)}] {params.name}", flush=True)
-        work = ROOT / "build" / "synth" / params.name
+        work = Path.cwd() / "build" / "synth" / params.name
         emitted = registry.write_verilog(name, params, work)
         t0 = time.monotonic()
         result = synth.synthesize(
@@ -261,7 +270,7 @@ def cmd_energy(args) -> None:
                 f"unknown family {fam!r}; choose from {', '.join(fpga_energy.FAMILIES)}"
             )
     for name, params in _configs(args):
-        work = ROOT / "build" / "energy" / params.name
+        work = Path.cwd() / "build" / "energy" / params.name
         emitted = registry.write_verilog(name, params, work)
         for fam in families:
             print(f"{params.name} on {fam}", flush=True)
@@ -364,9 +373,9 @@ def cmd_formal(args) -> None:
         raise RuntimeError(f"formal: {len(failed)} did not pass: {', '.join(failed)}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m hwgen") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m hwgen",
+        prog=prog,
         description="FPGA generator for vision-transformer nonlinear operators.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -383,9 +392,21 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--sweep", action="store_true", help=sweep_help)
 
-    p = sub.add_parser("verilog", help="write Verilog for operators into rtl_out/")
+    p = sub.add_parser(
+        "verilog",
+        help="write Verilog, a JSON sidecar and a FuseSoC core per configuration",
+    )
     with_config(p, "every configuration of the operator's param_sweep()")
-    p.add_argument("--out", default=str(ROOT / "rtl_out"), help="output folder (rtl_out/)")
+    p.add_argument("--out", default=".", help="output folder (default: the current folder)")
+    p.add_argument(
+        "--axis",
+        action="store_true",
+        help="also write an AXI4-Stream top level (aclk, aresetn, s_axis_*, m_axis_*)",
+    )
+    p.add_argument(
+        "--name",
+        help="top module name (the AXI4-Stream top level's with --axis, else the core's)",
+    )
     p.set_defaults(func=cmd_verilog)
 
     p = sub.add_parser(
@@ -397,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-pnr", action="store_true", help="skip place and route (no Fmax)")
     p.add_argument(
         "--report-dir",
-        default=str(ROOT / "reports" / "synth"),
+        default=str(Path.cwd() / "reports" / "synth"),
         help="where the per-configuration JSON goes (reports/synth/)",
     )
     p.set_defaults(func=cmd_synth)
@@ -410,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--elements", type=int, default=2048, help="elements streamed through")
     p.add_argument(
         "--report-dir",
-        default=str(ROOT / "build" / "energy"),
+        default=str(Path.cwd() / "build" / "energy"),
         help="where <config>_<family>.json goes (build/energy/)",
     )
     p.set_defaults(func=cmd_energy)
@@ -426,9 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("op", nargs="*", help="only these operators and their baselines (default: all)")
     p.add_argument("--full", action="store_true", help="every family for the Pareto sweeps too")
     p.add_argument("--jobs", type=int, default=2, help="parallel worker processes (2)")
-    p.add_argument("--out", default=str(ROOT / "reports"), help="output folder (reports/)")
+    p.add_argument("--out", default=str(Path.cwd() / "reports"), help="output folder (reports/)")
     p.add_argument(
-        "--cache", default=str(ROOT / "build" / "report-cache"), help="result cache folder"
+        "--cache", default=str(Path.cwd() / "build" / "report-cache"), help="result cache folder"
     )
     p.add_argument(
         "--readme", action="store_true", help="also rewrite README.md's generated results section"
@@ -495,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--out",
-        default=str(ROOT / "build" / "bitstream"),
+        default=str(Path.cwd() / "build" / "bitstream"),
         help="build folder root (build/bitstream/)",
     )
     p.set_defaults(func=cmd_bitstream)
@@ -520,15 +541,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="components, setups and last results")
     p.add_argument(
         "--report-dir",
-        default=str(ROOT / "reports" / "formal"),
+        default=str(Path.cwd() / "reports" / "formal"),
         help="where <config>.json goes (reports/formal/)",
     )
     p.set_defaults(func=cmd_formal)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, prog: str = "python -m hwgen") -> int:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     try:
         args.func(args)
@@ -543,3 +564,8 @@ def main(argv: list[str] | None = None) -> int:
         print("hwgen: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def run() -> None:
+    """The ``hwgen`` console script: :func:`main` as a program."""
+    sys.exit(main(prog="hwgen"))

@@ -24,7 +24,7 @@ def test_list_shows_operators_and_defaults(capsys):
     assert "segments = 16" in out and "slope_mode = shift_add" in out
 
 
-def test_verilog_defaults_and_named_configuration(capsys, tmp_path):
+def test_verilog_defaults_and_named_configuration(capsys, tmp_path, monkeypatch):
     rc, out, _ = run_cli(capsys, "verilog", "--out", str(tmp_path))
     assert rc == 0
     assert (tmp_path / "gelu_i16f10_o16f10_s16.v").exists()
@@ -33,8 +33,17 @@ def test_verilog_defaults_and_named_configuration(capsys, tmp_path):
     )
     assert rc == 0
     path = tmp_path / "gelu_i16f10_o16f10_s8_mult.v"
-    assert out.strip() == f"wrote {path}"
+    written = [
+        tmp_path / f"gelu_i16f10_o16f10_s8_mult{s}" for s in (".v", ".vlt", ".json", ".core")
+    ]
+    assert out.splitlines() == [f"wrote {p}" for p in written]
     assert "module gelu_i16f10_o16f10_s8_mult(" in path.read_text()
+    # without --out: the current folder
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    assert run_cli(capsys, "verilog", "gelu")[0] == 0
+    assert (here / "gelu_i16f10_o16f10_s16.v").exists()
 
 
 @pytest.mark.parametrize(

@@ -486,7 +486,9 @@ def build_parser(prog: str = "python -m hwgen") -> argparse.ArgumentParser:
         "--train-only", action="store_true", help="train (or find) the digits DeiT and stop"
     )
     p.add_argument(
-        "--out-dir", default=str(ROOT / "reports"), help="where accuracy.json/.md go (reports/)"
+        "--out-dir",
+        default=str(Path.cwd() / "reports"),
+        help="where accuracy*.json/.md go (reports/ of the current folder)",
     )
     p.set_defaults(func=cmd_accuracy)
 

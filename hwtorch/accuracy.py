@@ -66,8 +66,9 @@ __all__ = [
     "forward_overhead",
 ]
 
-ROOT = Path(__file__).resolve().parent.parent
-CACHE_DIR = ROOT / "build" / "accuracy"
+#: Trained models, importance and cached rows: build/accuracy/ of the current folder (never
+#: inside an installed package).
+CACHE_DIR = Path("build") / "accuracy"
 
 Progress = Callable[[str], None]
 

@@ -32,7 +32,10 @@ assignment's importance is the diagonal of the Gauss-Newton matrix of the embedd
 distillation loss ``0.5 |e(w) - e(w0)|^2`` at the float weights, ``sum_i (d e_i / d w)^2``,
 estimated on the calibration sentences as the mean squared gradient of random projections
 ``r . e(w)`` with ``r ~ N(0, I)`` (:func:`importance`): the plain squared gradient of the
-distillation loss itself is zero at the teacher's weights.
+distillation loss itself is zero at the teacher's weights. FixP4 and mixed at
+:data:`QAT_BUDGETS` are also fine-tuned (``-qat`` rows): :data:`QAT_EPOCHS` epochs of the
+posit-gradient QAT of :mod:`hwtorch.quant` on the calibration sentences only, distilling the
+float model's embeddings (loss ``1 - cos``).
 
 Everything is deterministic; the exact embeddings, the importance and every row's result are
 cached under ``build/accuracy/minilm/``, keyed by the configuration, the corpus, the model
@@ -262,7 +265,8 @@ def importance(model: torch.nn.Module, batches, draws: int = 4, seed: int = 0) -
 
 def language_configs() -> list[accuracy.Config]:
     """The rows: the digits table's operators and knob sweep, then the weight formats on the
-    MAC (pooler kept in float) without and with the three operators."""
+    MAC (pooler kept in float) without and with the three operators, then FixP4 and mixed
+    (:data:`QAT_BUDGETS`) after quantization-aware fine-tuning (``-qat``)."""
     ops = {"gelu": True, "softmax": True, "layernorm": True}
     rows = [
         c
@@ -279,7 +283,18 @@ def language_configs() -> list[accuracy.Config]:
     for name, spec in specs:
         rows.append(accuracy.Config(name, weights=spec, group="weights"))
         rows.append(accuracy.Config(f"{name}+peano", weights=spec, group="weights", **ops))
+    for name, spec in specs:
+        if spec.mode == "posit4" or (spec.mode == "mixed" and spec.budget not in QAT_BUDGETS):
+            continue
+        rows.append(accuracy.Config(f"{name}-qat", weights=spec, qat=True, group="weights-qat"))
+        rows.append(
+            accuracy.Config(f"{name}-qat+peano", weights=spec, qat=True, group="weights-qat", **ops)
+        )
     return rows
+
+
+#: Budgets of the mixed rows that are also fine-tuned (``-qat``), beside FixP4.
+QAT_BUDGETS = (0.25,)
 
 
 @dataclasses.dataclass
@@ -359,11 +374,57 @@ def _row_key(config: accuracy.Config) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def build(ctx: LanguageContext, config: accuracy.Config) -> torch.nn.Module:
-    """A patched copy of the float model for one row."""
-    model = copy.deepcopy(ctx.model)
+#: Quantization-aware fine-tuning of the ``-qat`` rows: epochs over the calibration sentences,
+#: AdamW learning rate (no weight decay), loss ``1 - cos`` to the float model's embeddings.
+QAT_EPOCHS = 6
+QAT_LR = 5e-5
+
+
+def _qat_model(ctx: LanguageContext, spec: gnn.WeightSpec, progress: Progress = _quiet):
+    """The float model with its encoder Linears as :class:`hwtorch.quant.QuantLinear`
+    (posit gradient approximation), distilled on the calibration sentences; cached."""
+    from . import quant
+
+    imp = _importance(ctx) if spec.mode == "mixed" else None
+    model = quant.to_qat(
+        ctx.model, spec.mode, skip=spec.skip, es=spec.es, budget=spec.budget, importance=imp
+    )
+    tag = f"{spec.mode}_{spec.budget:g}_es{spec.es}"
+    path = ctx.cache_dir / f"qat_{tag}_{ctx.key}.pt"
+    if path.exists():
+        model.load_state_dict(torch.load(path, weights_only=True))
+        return model.eval()
+    progress(f"quantization-aware fine-tuning ({spec.mode}, budget {spec.budget:g})")
+    with torch.no_grad():
+        teacher = [ctx.model(b) for b in ctx.cal_batches]
+    with accuracy._Deterministic():
+        torch.manual_seed(0)
+        opt = torch.optim.AdamW(model.parameters(), lr=QAT_LR, weight_decay=0.0)
+        model.train()
+        for epoch in range(QAT_EPOCHS):
+            total = 0.0
+            for b, t in zip(ctx.cal_batches, teacher, strict=True):
+                loss = (1.0 - (model(b) * t).sum(dim=-1)).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(b)
+            progress(f"qat: epoch {epoch + 1}/{QAT_EPOCHS}, 1 - cos {total / CALIBRATION:.5f}")
+    model.eval()
+    ctx.cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(model.state_dict(), tmp)
+    tmp.replace(path)
+    return model
+
+
+def build(
+    ctx: LanguageContext, config: accuracy.Config, progress: Progress = _quiet
+) -> torch.nn.Module:
+    """A patched copy of the float (or fine-tuned) model for one row."""
+    model = copy.deepcopy(_qat_model(ctx, config.weights, progress) if config.qat else ctx.model)
     imp = None
-    if config.weights is not None and config.weights.mode == "mixed":
+    if config.weights is not None and config.weights.mode == "mixed" and not config.qat:
         imp = _importance(ctx)
     gnn.patch_model(
         model,
@@ -402,7 +463,7 @@ def run_language_table(
             if config.name == "exact":
                 emb = ctx.exact
             else:
-                emb = embed(build(ctx, config), ctx.eval_batches, ctx.eval_order)
+                emb = embed(build(ctx, config, progress), ctx.eval_batches, ctx.eval_order)
             row = {"config": config.name, "group": config.group}
             row.update({k: round(v, 6) for k, v in similarity_metrics(ctx.exact, emb).items()})
             row["sentences"] = len(ctx.exact)

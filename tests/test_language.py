@@ -229,11 +229,11 @@ def tiny_language_context(tmp_path_factory):
     return ctx
 
 
-def test_language_table_whole_path(tiny_language_context, tmp_path):
+def test_language_table_whole_path(tiny_language_context, tmp_path, monkeypatch):
     ctx = tiny_language_context
-    configs = accuracy.select(
-        language.language_configs(), ["exact", "peano-all", "w-fixp4", "w-mixed-0.25+peano"]
-    )
+    monkeypatch.setattr(language, "QAT_EPOCHS", 1)
+    names = ["exact", "peano-all", "w-fixp4", "w-mixed-0.25+peano", "w-fixp4-qat"]
+    configs = accuracy.select(language.language_configs(), names)
     rows = language.run_language_table(ctx, configs)
     by = {r["config"]: r for r in rows}
     assert by["exact"]["cos_min"] == 1.0 and by["exact"]["nn_agree"] == 100.0
@@ -254,7 +254,13 @@ def test_language_table_whole_path(tiny_language_context, tmp_path):
     # a second run reads every row from the cache
     again = language.run_language_table(ctx, configs)
     assert [r["cos_mean"] for r in again] == [r["cos_mean"] for r in rows]
-    assert sorted(p.name.split("_")[0] for p in ctx.cache_dir.iterdir()).count("row") == 4
+    assert sorted(p.name.split("_")[0] for p in ctx.cache_dir.iterdir()).count("row") == 5
+    # the fine-tuned model is cached and its Linears keep their QAT scales on the MAC
+    assert len(list(ctx.cache_dir.glob("qat_fixp4_*.pt"))) == 1
+    qat = next(c for c in configs if c.name == "w-fixp4-qat")
+    built = language.build(ctx, qat)
+    assert sum(isinstance(m, gnn.MacLinear) for m in built.modules()) == 12
+    assert by["w-fixp4-qat"]["qat"] is True
     plot = language.plot_budget(rows, tmp_path / "budget.png")
     assert plot.exists() and plot.stat().st_size > 1000
     table = language.format_language_table(rows)

@@ -117,6 +117,16 @@ def test_fusesoc_lints_the_core_description(tmp_path):
     assert lint().returncode != 0, "the lint target must fail without the waivers"
 
 
+def _installed_hwgen() -> list[str]:
+    """The files of this environment's hwgen distribution (empty if it has none)."""
+    from importlib import metadata
+
+    try:
+        return sorted(str(f) for f in metadata.distribution("hwgen").files or ())
+    except metadata.PackageNotFoundError:
+        return []
+
+
 def test_installed_console_script_writes_into_the_current_folder(tmp_path):
     """``pip install`` (not editable) of the project into a prefix, then its ``hwgen verilog
     gelu`` run from another folder: the package comes from the prefix, and the Verilog,
@@ -128,8 +138,12 @@ def test_installed_console_script_writes_into_the_current_folder(tmp_path):
     for pkg in ("golden", "hwtorch", "hwgen"):
         shutil.copytree(ROOT / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__"))
     prefix = tmp_path / "prefix"
+    before = _installed_hwgen()
     pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"]
     pip += ["--no-build-isolation", "--disable-pip-version-check", "--prefix", str(prefix)]
+    # --ignore-installed: without it pip uninstalls the running environment's hwgen (the
+    # editable install make install made) before it installs into the prefix
+    pip += ["--ignore-installed"]
     subprocess.run([*pip, str(src)], check=True, capture_output=True, cwd=tmp_path)
     scheme = sysconfig.get_paths(vars={"base": str(prefix), "platbase": str(prefix)})
     site = Path(scheme["purelib"])
@@ -162,3 +176,4 @@ def test_installed_console_script_writes_into_the_current_folder(tmp_path):
         [str(prefix / "bin" / "hwgen"), "--help"], capture_output=True, text=True, env=env
     )
     assert usage.stdout.startswith("usage: hwgen ")
+    assert before == _installed_hwgen(), "the environment's own hwgen install must be untouched"

@@ -315,6 +315,17 @@ class Config:
     qat: bool = False
     group: str = "operators"
 
+    def apply(self, model: torch.nn.Module, importance: dict | None = None) -> gnn.PatchSummary:
+        """Patch ``model`` in place as this row says (``importance``: for mixed weights)."""
+        return gnn.patch_model(
+            model,
+            gelu=self.gelu,
+            softmax=self.softmax,
+            layernorm=self.layernorm,
+            weights=self.weights,
+            importance=importance,
+        )
+
     def describe(self) -> dict:
         def text(v):
             if v is None:
@@ -467,14 +478,7 @@ def build(ctx: TableContext, config: Config, progress: Progress = _quiet) -> tor
     if config.qat:
         base = _qat_model(ctx, config.weights, progress)
     model = copy.deepcopy(base)
-    gnn.patch_model(
-        model,
-        gelu=config.gelu,
-        softmax=config.softmax,
-        layernorm=config.layernorm,
-        weights=config.weights,
-        importance=_importance(ctx) if config.weights is not None and not config.qat else None,
-    )
+    config.apply(model, _importance(ctx) if config.weights is not None and not config.qat else None)
     return model.eval()
 
 

@@ -426,14 +426,7 @@ def build(
     imp = None
     if config.weights is not None and config.weights.mode == "mixed" and not config.qat:
         imp = _importance(ctx)
-    gnn.patch_model(
-        model,
-        gelu=config.gelu,
-        softmax=config.softmax,
-        layernorm=config.layernorm,
-        weights=config.weights,
-        importance=imp,
-    )
+    config.apply(model, imp)
     return model.eval()
 
 

@@ -12,6 +12,7 @@ program with one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -125,24 +126,51 @@ def cmd_report(args) -> None:
 
 
 def cmd_accuracy(args) -> None:
-    """Top-1 of the bundled digits DeiT (default) or a user's timm model on an image folder."""
+    """Top-1 of the bundled digits DeiT (default) or a user's timm model on an image folder.
+
+    Under ``torchrun`` every process scores its shard of the images and rank 0 writes the
+    merged table; ``--shard I/N`` scores one shard into a file for ``accuracy-merge``."""
     from hwtorch import accuracy
 
+    shard = accuracy.Shard.parse(args.shard) if args.shard else None
+    group = None
+    if accuracy.ProcessGroup.launched():
+        if shard is not None:
+            raise ValueError("--shard and torchrun split the images twice; use one of them")
+        if args.model == "minilm" or args.train_only:
+            raise ValueError("--model minilm and --train-only run in one process, not torchrun")
+        group = accuracy.ProcessGroup()
+    try:
+        _accuracy(args, accuracy, shard, group)
+    finally:
+        if group is not None:
+            group.close()
+
+
+def _accuracy(args, accuracy, shard, group) -> None:
+    rank0 = group is None or group.rank == 0
+
     def say(msg: str) -> None:
-        print(msg, flush=True)
+        if rank0:
+            print(msg, flush=True)
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, not {args.batch_size}")
     if args.device not in ("cpu", "cuda"):
         raise ValueError(f"--device must be cpu or cuda, not {args.device!r}")
+    device = args.device
     if args.device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             raise ValueError("--device cuda: no CUDA device is visible; use --device cpu")
+        if group is not None:  # one GPU per process on each node
+            device = f"cuda:{group.local_rank % torch.cuda.device_count()}"
     names = [n for n in args.configs.split(",") if n] if args.configs else None
     out_dir = Path(args.out_dir)
     if args.model == "minilm":
+        if shard is not None:
+            raise ValueError("--model minilm runs in one process; drop --shard")
         _minilm_accuracy(args, names, out_dir, say)
         return
     if args.model:
@@ -159,17 +187,19 @@ def cmd_accuracy(args) -> None:
                 "names give the class index) or pass --num-classes"
             )
         say(f"{args.model}: {n_images} images of {n_classes} classes from {args.data}")
-        ctx = accuracy.TableContext(
-            model=model.to(args.device), eval_data=loader, device=args.device
-        )
+        ctx = accuracy.TableContext(model=model.to(device), eval_data=loader, device=device)
         configs = accuracy.select(accuracy.standard_configs(qat=False), names)
         stem = f"accuracy_{args.model}"
         source = {"model": args.model, "checkpoint": args.checkpoint, "data": args.data}
+        if args.limit is not None:
+            source["limit"] = args.limit
     else:
         if args.checkpoint or args.data:
             raise ValueError("--checkpoint and --data need --model (a timm model name)")
         cfg = accuracy.DigitsConfig()
-        trained = accuracy.load_or_train_digits(cfg, progress=say)
+        # trained once: rank 0 trains into the cache, the others load it
+        with group.rank0_first() if group is not None else contextlib.nullcontext():
+            trained = accuracy.load_or_train_digits(cfg, progress=say)
         if args.train_only:
             say(f"digits DeiT in {trained.path} ({trained.train_seconds:.0f} s of training)")
             return
@@ -190,10 +220,32 @@ def cmd_accuracy(args) -> None:
         configs = accuracy.select(accuracy.standard_configs(qat=True), names)
         stem = "accuracy"
         source = {"model": "digits DeiT", "train_seconds": round(trained.train_seconds, 1)}
-    rows = accuracy.run_table(ctx, configs, progress=say, bar=bool(args.model))
+        if args.limit is not None:
+            source["limit"] = args.limit
+    if group is not None:
+        ctx.group = group
+        say(f"{group.size} processes, each scoring every {group.size}th batch of images")
+    if shard is not None:
+        ctx.shard = shard
+        part = accuracy.score_table(ctx, configs, progress=say, bar=bool(args.model))
+        part.update(stem=stem, source=source)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"{stem}.shard-{shard.index}-of-{shard.count}.json"
+        path.write_text(json.dumps(part) + "\n")
+        print(
+            f"\nwrote {path}; when all {shard.count} shards are done: hwgen accuracy-merge "
+            f"{out_dir / stem}.shard-*-of-{shard.count}.json"
+        )
+        return
+    rows = accuracy.run_table(ctx, configs, progress=say, bar=bool(args.model) and rank0)
+    if rank0:
+        _write_accuracy(out_dir, stem, source, rows, accuracy.format_table(rows))
+
+
+def _write_accuracy(out_dir: Path, stem: str, source: dict, rows: list, table: str) -> None:
+    """``<stem>.json`` (the rows) and ``<stem>.md`` (a header naming the source, the table)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{stem}.json").write_text(json.dumps(rows, indent=2) + "\n")
-    table = accuracy.format_table(rows)
     header = f"# Accuracy ({source['model']})\n\n" + "\n".join(
         f"- {k}: {v}" for k, v in source.items() if v is not None
     )
@@ -201,6 +253,24 @@ def cmd_accuracy(args) -> None:
     print()
     print(table)
     print(f"\nwrote {out_dir / stem}.json and .md")
+
+
+def cmd_accuracy_merge(args) -> None:
+    """The table from the shard files of ``hwgen accuracy --shard I/N`` (every shard once)."""
+    from hwtorch import accuracy
+
+    parts = []
+    for name in args.shards:
+        path = Path(name)
+        if not path.is_file():
+            raise ValueError(f"shard file {name!r} does not exist")
+        try:
+            parts.append(json.loads(path.read_text()))
+        except ValueError:
+            raise ValueError(f"{name!r} is not a JSON shard file") from None
+    rows = accuracy.merge_parts(parts)
+    stem = parts[0].get("stem", "accuracy")
+    _write_accuracy(Path(args.out_dir), stem, parts[0]["source"], rows, accuracy.format_table(rows))
 
 
 def _minilm_accuracy(args, names, out_dir: Path, say) -> None:
@@ -467,7 +537,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out-dir", default=str(ROOT / "reports"), help="where accuracy.json/.md go (reports/)"
     )
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="score only shard I of N (every Nth batch of images) into "
+        "<out-dir>/<table>.shard-I-of-N.json for `accuracy-merge`",
+    )
     p.set_defaults(func=cmd_accuracy)
+
+    p = sub.add_parser(
+        "accuracy-merge", help="one accuracy table from the shard files of `accuracy --shard`"
+    )
+    p.add_argument("shards", nargs="+", help="every shard file of one run (e.g. a glob)")
+    p.add_argument(
+        "--out-dir", default=str(ROOT / "reports"), help="where <table>.json/.md go (reports/)"
+    )
+    p.set_defaults(func=cmd_accuracy_merge)
 
     p = sub.add_parser("list", help="operators and their default parameters")
     p.set_defaults(func=cmd_list)

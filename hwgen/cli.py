@@ -46,32 +46,37 @@ def cmd_verilog(args) -> None:
 
 
 def cmd_synth(args) -> None:
-    from .flows import synth
+    from .flows import executor, report, synth
 
     families = tuple(f for f in args.families.split(",") if f)
     for fam in families:
         if fam not in synth.FAMILIES:
             raise ValueError(f"unknown family {fam!r}; choose from {', '.join(synth.FAMILIES)}")
-    results = {}
     configs = _configs(args)
-    for n, (name, params) in enumerate(configs, 1):
-        print(f"[{n}/{len(configs)}] {params.name}", flush=True)
-        work = ROOT / "build" / "synth" / params.name
-        emitted = registry.write_verilog(name, params, work)
-        t0 = time.monotonic()
-        result = synth.synthesize(
-            emitted.path,
-            params.name,
-            work,
-            families=families,
-            fmax_mhz_target=args.freq,
-            place_route=not args.no_pnr,
-            progress=lambda msg: print(f"    {msg}", flush=True),
+    jobs = [(report.Config(name, params, "synth"), ("synth",)) for name, params in configs]
+    runner = executor.get(args.executor, args.jobs)
+    try:
+        print(f"synth: {len(jobs)} configurations on {runner.describe()}", flush=True)
+        done = report.collect(
+            jobs,
+            cache_dir=args.cache,
+            executor=runner,
+            job=report.run_synth,
+            options={"families": families, "freq": args.freq, "place_route": not args.no_pnr},
         )
+    finally:
+        runner.close()
+    results = {}
+    for (name, params), res in zip(configs, done, strict=True):
+        if res["failed"]:
+            unit, message = next(iter(res["failed"].items()))
+            raise RuntimeError(f"{params.name}: {unit}: {message}")
+        result = dict(res["units"]["synth"])
         result["op"] = name
         result["params"] = params.to_dict()
-        result["latency"] = emitted.latency
-        result["seconds"] = round(time.monotonic() - t0, 1)
+        result["latency"] = res["latency"]
+        result["seconds"] = res["seconds"].get("synth", 0.0)
+        result["cached"] = "synth" in res["cached"]
         out = Path(args.report_dir) / f"{params.name}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
@@ -114,15 +119,22 @@ def cmd_report(args) -> None:
     unknown = [op for op in args.op if op not in registry.OPERATORS]
     if unknown:
         raise ValueError(f"unknown operator {unknown[0]!r}; known: {', '.join(registry.OPERATORS)}")
-    report.make_report(
-        full=args.full,
-        workers=args.jobs,
-        out_dir=args.out,
-        cache_dir=args.cache,
-        only=args.op,
-        readme=ROOT / "README.md" if args.readme else None,
-        cached_only=args.cached_only,
-    )
+    from .flows import executor
+
+    runner = executor.get(args.executor, args.jobs)
+    try:
+        report.make_report(
+            full=args.full,
+            workers=args.jobs,
+            out_dir=args.out,
+            cache_dir=args.cache,
+            only=args.op,
+            readme=ROOT / "README.md" if args.readme else None,
+            cached_only=args.cached_only,
+            executor=runner,
+        )
+    finally:
+        runner.close()
 
 
 def cmd_accuracy(args) -> None:
@@ -453,6 +465,24 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--sweep", action="store_true", help=sweep_help)
 
+    def with_executor(p, jobs_default):
+        p.add_argument(
+            "--jobs",
+            type=int,
+            default=jobs_default,
+            help=f"local worker processes ({jobs_default})",
+        )
+        p.add_argument(
+            "--executor",
+            default="local",
+            metavar="local|dask://HOST:PORT",
+            help="where the jobs run: local processes (default) or the workers of the Dask "
+            "scheduler at HOST:PORT",
+        )
+        p.add_argument(
+            "--cache", default=str(ROOT / "build" / "report-cache"), help="result cache folder"
+        )
+
     p = sub.add_parser("verilog", help="write Verilog for operators into rtl_out/")
     with_config(p, "every configuration of the operator's param_sweep()")
     p.add_argument("--out", default=str(ROOT / "rtl_out"), help="output folder (rtl_out/)")
@@ -470,6 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=str(ROOT / "reports" / "synth"),
         help="where the per-configuration JSON goes (reports/synth/)",
     )
+    with_executor(p, 1)
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser(
@@ -495,11 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("op", nargs="*", help="only these operators and their baselines (default: all)")
     p.add_argument("--full", action="store_true", help="every family for the Pareto sweeps too")
-    p.add_argument("--jobs", type=int, default=2, help="parallel worker processes (2)")
     p.add_argument("--out", default=str(ROOT / "reports"), help="output folder (reports/)")
-    p.add_argument(
-        "--cache", default=str(ROOT / "build" / "report-cache"), help="result cache folder"
-    )
+    with_executor(p, 2)
     p.add_argument(
         "--readme", action="store_true", help="also rewrite README.md's generated results section"
     )

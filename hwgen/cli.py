@@ -236,7 +236,8 @@ def _accuracy(args, accuracy, shard, group) -> None:
             source["limit"] = args.limit
     if group is not None:
         ctx.group = group
-        say(f"{group.size} processes, each scoring every {group.size}th batch of images")
+        n = group.size
+        say(f"{n} processes: rank r scores batches r, r + {n}, r + {2 * n}, ...")
     if shard is not None:
         ctx.shard = shard
         part = accuracy.score_table(ctx, configs, progress=say, bar=bool(args.model))

@@ -298,4 +298,4 @@ def test_torchrun_and_shard_jobs_equal_one_process(image_folder, test_vit_checkp
     done = subprocess.run(launch, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert rows(tmp_path / "two") == rows(tmp_path / "one")
-    assert "2 processes, each scoring every 2th batch" in done.stdout
+    assert "2 processes: rank r scores batches r, r + 2, r + 4, ..." in done.stdout

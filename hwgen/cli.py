@@ -15,6 +15,7 @@ the installed package, unless an option names another folder.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -54,32 +55,37 @@ def cmd_verilog(args) -> None:
 
 
 def cmd_synth(args) -> None:
-    from .flows import synth
+    from .flows import executor, report, synth
 
     families = tuple(f for f in args.families.split(",") if f)
     for fam in families:
         if fam not in synth.FAMILIES:
             raise ValueError(f"unknown family {fam!r}; choose from {', '.join(synth.FAMILIES)}")
-    results = {}
     configs = _configs(args)
-    for n, (name, params) in enumerate(configs, 1):
-        print(f"[{n}/{len(configs)}] {params.name}", flush=True)
-        work = Path.cwd() / "build" / "synth" / params.name
-        emitted = registry.write_verilog(name, params, work)
-        t0 = time.monotonic()
-        result = synth.synthesize(
-            emitted.path,
-            params.name,
-            work,
-            families=families,
-            fmax_mhz_target=args.freq,
-            place_route=not args.no_pnr,
-            progress=lambda msg: print(f"    {msg}", flush=True),
+    jobs = [(report.Config(name, params, "synth"), ("synth",)) for name, params in configs]
+    runner = executor.get(args.executor, args.jobs)
+    try:
+        print(f"synth: {len(jobs)} configurations on {runner.describe()}", flush=True)
+        done = report.collect(
+            jobs,
+            cache_dir=args.cache,
+            executor=runner,
+            job=report.run_synth,
+            options={"families": families, "freq": args.freq, "place_route": not args.no_pnr},
         )
+    finally:
+        runner.close()
+    results = {}
+    for (name, params), res in zip(configs, done, strict=True):
+        if res["failed"]:
+            unit, message = next(iter(res["failed"].items()))
+            raise RuntimeError(f"{params.name}: {unit}: {message}")
+        result = dict(res["units"]["synth"])
         result["op"] = name
         result["params"] = params.to_dict()
-        result["latency"] = emitted.latency
-        result["seconds"] = round(time.monotonic() - t0, 1)
+        result["latency"] = res["latency"]
+        result["seconds"] = res["seconds"].get("synth", 0.0)
+        result["cached"] = "synth" in res["cached"]
         out = Path(args.report_dir) / f"{params.name}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
@@ -122,36 +128,70 @@ def cmd_report(args) -> None:
     unknown = [op for op in args.op if op not in registry.OPERATORS]
     if unknown:
         raise ValueError(f"unknown operator {unknown[0]!r}; known: {', '.join(registry.OPERATORS)}")
-    report.make_report(
-        full=args.full,
-        workers=args.jobs,
-        out_dir=args.out,
-        cache_dir=args.cache,
-        only=args.op,
-        readme=ROOT / "README.md" if args.readme else None,
-        cached_only=args.cached_only,
-    )
+    from .flows import executor
+
+    runner = executor.get(args.executor, args.jobs)
+    try:
+        report.make_report(
+            full=args.full,
+            workers=args.jobs,
+            out_dir=args.out,
+            cache_dir=args.cache,
+            only=args.op,
+            readme=ROOT / "README.md" if args.readme else None,
+            cached_only=args.cached_only,
+            executor=runner,
+        )
+    finally:
+        runner.close()
 
 
 def cmd_accuracy(args) -> None:
-    """Top-1 of the bundled digits DeiT (default) or a user's timm model on an image folder."""
+    """Top-1 of the bundled digits DeiT (default) or a user's timm model on an image folder.
+
+    Under ``torchrun`` every process scores its shard of the images and rank 0 writes the
+    merged table; ``--shard I/N`` scores one shard into a file for ``accuracy-merge``."""
     from hwtorch import accuracy
 
+    shard = accuracy.Shard.parse(args.shard) if args.shard else None
+    group = None
+    if accuracy.ProcessGroup.launched():
+        if shard is not None:
+            raise ValueError("--shard and torchrun split the images twice; use one of them")
+        if args.model == "minilm" or args.train_only:
+            raise ValueError("--model minilm and --train-only run in one process, not torchrun")
+        group = accuracy.ProcessGroup()
+    try:
+        _accuracy(args, accuracy, shard, group)
+    finally:
+        if group is not None:
+            group.close()
+
+
+def _accuracy(args, accuracy, shard, group) -> None:
+    rank0 = group is None or group.rank == 0
+
     def say(msg: str) -> None:
-        print(msg, flush=True)
+        if rank0:
+            print(msg, flush=True)
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, not {args.batch_size}")
     if args.device not in ("cpu", "cuda"):
         raise ValueError(f"--device must be cpu or cuda, not {args.device!r}")
+    device = args.device
     if args.device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             raise ValueError("--device cuda: no CUDA device is visible; use --device cpu")
+        if group is not None:  # one GPU per process on each node
+            device = f"cuda:{group.local_rank % torch.cuda.device_count()}"
     names = [n for n in args.configs.split(",") if n] if args.configs else None
     out_dir = Path(args.out_dir)
     if args.model == "minilm":
+        if shard is not None:
+            raise ValueError("--model minilm runs in one process; drop --shard")
         _minilm_accuracy(args, names, out_dir, say)
         return
     if args.model:
@@ -168,17 +208,19 @@ def cmd_accuracy(args) -> None:
                 "names give the class index) or pass --num-classes"
             )
         say(f"{args.model}: {n_images} images of {n_classes} classes from {args.data}")
-        ctx = accuracy.TableContext(
-            model=model.to(args.device), eval_data=loader, device=args.device
-        )
+        ctx = accuracy.TableContext(model=model.to(device), eval_data=loader, device=device)
         configs = accuracy.select(accuracy.standard_configs(qat=False), names)
         stem = f"accuracy_{args.model}"
         source = {"model": args.model, "checkpoint": args.checkpoint, "data": args.data}
+        if args.limit is not None:
+            source["limit"] = args.limit
     else:
         if args.checkpoint or args.data:
             raise ValueError("--checkpoint and --data need --model (a timm model name)")
         cfg = accuracy.DigitsConfig()
-        trained = accuracy.load_or_train_digits(cfg, progress=say)
+        # trained once: rank 0 trains into the cache, the others load it
+        with group.rank0_first() if group is not None else contextlib.nullcontext():
+            trained = accuracy.load_or_train_digits(cfg, progress=say)
         if args.train_only:
             say(f"digits DeiT in {trained.path} ({trained.train_seconds:.0f} s of training)")
             return
@@ -199,10 +241,33 @@ def cmd_accuracy(args) -> None:
         configs = accuracy.select(accuracy.standard_configs(qat=True), names)
         stem = "accuracy"
         source = {"model": "digits DeiT", "train_seconds": round(trained.train_seconds, 1)}
-    rows = accuracy.run_table(ctx, configs, progress=say, bar=bool(args.model))
+        if args.limit is not None:
+            source["limit"] = args.limit
+    if group is not None:
+        ctx.group = group
+        n = group.size
+        say(f"{n} processes: rank r scores batches r, r + {n}, r + {2 * n}, ...")
+    if shard is not None:
+        ctx.shard = shard
+        part = accuracy.score_table(ctx, configs, progress=say, bar=bool(args.model))
+        part.update(stem=stem, source=source)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"{stem}.shard-{shard.index}-of-{shard.count}.json"
+        path.write_text(json.dumps(part) + "\n")
+        print(
+            f"\nwrote {path}; when all {shard.count} shards are done: hwgen accuracy-merge "
+            f"{out_dir / stem}.shard-*-of-{shard.count}.json"
+        )
+        return
+    rows = accuracy.run_table(ctx, configs, progress=say, bar=bool(args.model) and rank0)
+    if rank0:
+        _write_accuracy(out_dir, stem, source, rows, accuracy.format_table(rows))
+
+
+def _write_accuracy(out_dir: Path, stem: str, source: dict, rows: list, table: str) -> None:
+    """``<stem>.json`` (the rows) and ``<stem>.md`` (a header naming the source, the table)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{stem}.json").write_text(json.dumps(rows, indent=2) + "\n")
-    table = accuracy.format_table(rows)
     header = f"# Accuracy ({source['model']})\n\n" + "\n".join(
         f"- {k}: {v}" for k, v in source.items() if v is not None
     )
@@ -210,6 +275,24 @@ def cmd_accuracy(args) -> None:
     print()
     print(table)
     print(f"\nwrote {out_dir / stem}.json and .md")
+
+
+def cmd_accuracy_merge(args) -> None:
+    """The table from the shard files of ``hwgen accuracy --shard I/N`` (every shard once)."""
+    from hwtorch import accuracy
+
+    parts = []
+    for name in args.shards:
+        path = Path(name)
+        if not path.is_file():
+            raise ValueError(f"shard file {name!r} does not exist")
+        try:
+            parts.append(json.loads(path.read_text()))
+        except ValueError:
+            raise ValueError(f"{name!r} is not a JSON shard file") from None
+    rows = accuracy.merge_parts(parts)
+    stem = parts[0].get("stem", "accuracy")
+    _write_accuracy(Path(args.out_dir), stem, parts[0]["source"], rows, accuracy.format_table(rows))
 
 
 def _minilm_accuracy(args, names, out_dir: Path, say) -> None:
@@ -392,6 +475,26 @@ def build_parser(prog: str = "python -m hwgen") -> argparse.ArgumentParser:
         )
         p.add_argument("--sweep", action="store_true", help=sweep_help)
 
+    def with_executor(p, jobs_default):
+        p.add_argument(
+            "--jobs",
+            type=int,
+            default=jobs_default,
+            help=f"local worker processes ({jobs_default})",
+        )
+        p.add_argument(
+            "--executor",
+            default="local",
+            metavar="local|dask://HOST:PORT",
+            help="where the jobs run: local processes (default) or the workers of the Dask "
+            "scheduler at HOST:PORT",
+        )
+        p.add_argument(
+            "--cache",
+            default=str(Path.cwd() / "build" / "report-cache"),
+            help="result cache folder",
+        )
+
     p = sub.add_parser(
         "verilog",
         help="write Verilog, a JSON sidecar and a FuseSoC core per configuration",
@@ -421,6 +524,7 @@ def build_parser(prog: str = "python -m hwgen") -> argparse.ArgumentParser:
         default=str(Path.cwd() / "reports" / "synth"),
         help="where the per-configuration JSON goes (reports/synth/)",
     )
+    with_executor(p, 1)
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser(
@@ -446,11 +550,8 @@ def build_parser(prog: str = "python -m hwgen") -> argparse.ArgumentParser:
     )
     p.add_argument("op", nargs="*", help="only these operators and their baselines (default: all)")
     p.add_argument("--full", action="store_true", help="every family for the Pareto sweeps too")
-    p.add_argument("--jobs", type=int, default=2, help="parallel worker processes (2)")
     p.add_argument("--out", default=str(Path.cwd() / "reports"), help="output folder (reports/)")
-    p.add_argument(
-        "--cache", default=str(Path.cwd() / "build" / "report-cache"), help="result cache folder"
-    )
+    with_executor(p, 2)
     p.add_argument(
         "--readme", action="store_true", help="also rewrite README.md's generated results section"
     )
@@ -490,7 +591,24 @@ def build_parser(prog: str = "python -m hwgen") -> argparse.ArgumentParser:
         default=str(Path.cwd() / "reports"),
         help="where accuracy*.json/.md go (reports/ of the current folder)",
     )
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="score only shard I of N (every Nth batch of images) into "
+        "<out-dir>/<table>.shard-I-of-N.json for `accuracy-merge`",
+    )
     p.set_defaults(func=cmd_accuracy)
+
+    p = sub.add_parser(
+        "accuracy-merge", help="one accuracy table from the shard files of `accuracy --shard`"
+    )
+    p.add_argument("shards", nargs="+", help="every shard file of one run (e.g. a glob)")
+    p.add_argument(
+        "--out-dir",
+        default=str(Path.cwd() / "reports"),
+        help="where <table>.json/.md go (reports/ of the current folder)",
+    )
+    p.set_defaults(func=cmd_accuracy_merge)
 
     p = sub.add_parser("list", help="operators and their default parameters")
     p.set_defaults(func=cmd_list)

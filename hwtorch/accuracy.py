@@ -32,10 +32,13 @@ user checkpoint on an ImageNet-style validation folder (one sub-folder per class
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import datetime
 import hashlib
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -58,6 +61,12 @@ __all__ = [
     "train_digits",
     "load_or_train_digits",
     "evaluate",
+    "Shard",
+    "shard_data",
+    "ProcessGroup",
+    "score_table",
+    "merged_scores",
+    "merge_parts",
     "standard_configs",
     "run_table",
     "format_table",
@@ -271,29 +280,172 @@ def evaluate(
     progress: Callable[[int], None] | None = None,
 ) -> dict:
     """Scores of ``model`` on ``data`` (as for :func:`_batches`): ``top1`` (percent),
-    ``loss`` (mean cross entropy, nats), ``images`` and ``preds`` (the predicted classes)."""
+    ``loss`` (mean cross entropy, nats), ``images``, ``preds`` (the predicted classes),
+    ``labels`` and ``losses`` (each image's cross entropy, float64)."""
     model.eval()
-    correct = total = 0
-    loss = 0.0
-    preds = []
+    preds, labels, losses = [], [], []
     with torch.no_grad():
         for xb, yb in _batches(data, batch_size):
             logits = model(xb.to(device)).float().cpu()
-            pred = logits.argmax(dim=-1)
-            correct += int((pred == yb).sum())
-            loss += float(torch.nn.functional.cross_entropy(logits, yb, reduction="sum"))
-            total += len(yb)
-            preds.append(pred)
+            preds.append(logits.argmax(dim=-1))
+            labels.append(yb)
+            # per image, so that shards merged in dataset order sum to the same mean
+            ce = torch.nn.functional.cross_entropy(logits, yb, reduction="none")
+            losses.append(ce.double())
             if progress is not None:
                 progress(len(yb))
-    if total == 0:
+    if not preds:
         raise ValueError("no images to evaluate")
+    preds, labels, losses = torch.cat(preds), torch.cat(labels), torch.cat(losses)
     return {
-        "top1": 100.0 * correct / total,
-        "loss": loss / total,
-        "images": total,
-        "preds": torch.cat(preds),
+        "top1": 100.0 * int((preds == labels).sum()) / len(labels),
+        "loss": float(losses.sum()) / len(labels),
+        "images": len(labels),
+        "preds": preds,
+        "labels": labels,
+        "losses": losses,
     }
+
+
+# -- shards: one table from many processes -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The part of the evaluation images that one process scores.
+
+    The images are cut into batches of the evaluation batch size, in dataset order; shard
+    ``index`` of ``count`` takes batches ``index``, ``index + count``, ... . Whole batches keep
+    every forward pass the same as in a single-process run (the same images in the same batch
+    shape, so the same kernels), and the predictions merged back in dataset order equal that
+    run's image for image.
+
+    Parameters
+    ----------
+    index : int
+        This shard, 0 to ``count - 1``.
+    count : int
+        Number of shards.
+    """
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self):
+        if not isinstance(self.count, int) or self.count < 1:
+            raise ValueError(f"shard count must be at least 1, not {self.count!r}")
+        if not isinstance(self.index, int) or not 0 <= self.index < self.count:
+            raise ValueError(
+                f"shard index must be 0 to {self.count - 1} for {self.count} shards, "
+                f"not {self.index!r}"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``"i/N"`` (``--shard 0/4``) as a Shard."""
+        head, sep, tail = text.partition("/")
+        if not sep or not head.strip().isdigit() or not tail.strip().isdigit():
+            raise ValueError(f"--shard must be I/N, e.g. 0/4 (the first of four), not {text!r}")
+        return cls(int(head), int(tail))
+
+    def indices(self, n: int, batch_size: int) -> list[int]:
+        """Dataset indices of this shard's images, in order."""
+        out: list[int] = []
+        for start in range(self.index * batch_size, n, self.count * batch_size):
+            out += range(start, min(n, start + batch_size))
+        return out
+
+
+def shard_data(data, batch_size: int, shard: Shard | None):
+    """``(data, indices, n)``: this shard's part of ``data`` (as for :func:`_batches`), its
+    images' dataset indices and the number of images in all shards together.
+
+    A pair of tensors is cut with ``batch_size``, a DataLoader with its own batch size."""
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor):
+        n = len(data[0])
+        idx = (shard or Shard()).indices(n, batch_size)
+        if shard is None or shard.count == 1:
+            return data, idx, n
+        pick = torch.tensor(idx, dtype=torch.long)
+        return (data[0][pick], data[1][pick]), idx, n
+    if isinstance(data, torch.utils.data.DataLoader):
+        n = len(data.dataset)
+        idx = (shard or Shard()).indices(n, data.batch_size)
+        if shard is None or shard.count == 1:
+            return data, idx, n
+        loader = torch.utils.data.DataLoader(
+            torch.utils.data.Subset(data.dataset, idx),
+            batch_size=data.batch_size,
+            shuffle=False,
+            num_workers=data.num_workers,
+            collate_fn=data.collate_fn,
+        )
+        return loader, idx, n
+    raise ValueError(
+        "evaluation data must be a pair of tensors (x, y) or a torch DataLoader to be sharded"
+    )
+
+
+class ProcessGroup:
+    """The processes of one ``torchrun`` launch, which share one table.
+
+    Reads the launch from the environment torchrun sets (``RANK``, ``WORLD_SIZE``,
+    ``MASTER_ADDR``, ...) and joins it with the gloo backend: only predictions and scores
+    travel between the processes, so CPU-only machines, GPUs and several nodes all work.
+
+    Members
+    -------
+    rank : int
+        This process, 0 to ``size - 1``; rank 0 trains what needs training and writes files.
+    size : int
+        Number of processes.
+    local_rank : int
+        This process on its node (which GPU it takes with ``--device cuda``).
+    """
+
+    def __init__(self, timeout_s: float = 4 * 3600.0):
+        import torch.distributed as dist
+
+        if not dist.is_available() or not dist.is_gloo_available():
+            raise RuntimeError("this torch has no gloo backend for torch.distributed")
+        self.rank = int(os.environ["RANK"])
+        self.size = int(os.environ["WORLD_SIZE"])
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        # training on rank 0 can keep the others at a barrier for minutes: generous timeout
+        dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=timeout_s))
+        self._dist = dist
+
+    @staticmethod
+    def launched() -> bool:
+        """Whether this process is one of several started by torchrun."""
+        return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
+
+    def gather(self, obj) -> list:
+        """``obj`` of every process, in rank order, in every process."""
+        out = [None] * self.size
+        self._dist.all_gather_object(out, obj)
+        return out
+
+    def broadcast(self, obj):
+        """Rank 0's ``obj`` in every process."""
+        box = [obj]
+        self._dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def barrier(self) -> None:
+        self._dist.barrier()
+
+    @contextlib.contextmanager
+    def rank0_first(self):
+        """Rank 0 runs the block first (e.g. training into a cache), then the others."""
+        if self.rank != 0:
+            self.barrier()
+        yield
+        if self.rank == 0:
+            self.barrier()
+
+    def close(self) -> None:
+        self._dist.destroy_process_group()
 
 
 # -- configurations ------------------------------------------------------------------------------
@@ -425,6 +577,10 @@ class TableContext:
     cache_dir: Path = CACHE_DIR
     importance: dict | None = None
     qat_models: dict = field(default_factory=dict)
+    #: which images this process scores (None: all of them)
+    shard: Shard | None = None
+    #: the processes of a torchrun launch that share the table (None: this process alone)
+    group: ProcessGroup | None = None
 
 
 def _importance(ctx: TableContext) -> dict | None:
@@ -433,9 +589,12 @@ def _importance(ctx: TableContext) -> dict | None:
     if ctx.importance is None:
         x, y = ctx.train_data
         batches = [(x[i : i + 64], y[i : i + 64]) for i in range(0, len(x), 64)]
-        ctx.importance = quant.importance_from_grad(
-            ctx.model, torch.nn.functional.cross_entropy, batches
-        )
+        # one thread, deterministic kernels: the same importance (hence the same mixed
+        # assignment) in every process, whatever its thread count
+        with _Deterministic():
+            ctx.importance = quant.importance_from_grad(
+                ctx.model, torch.nn.functional.cross_entropy, batches
+            )
     return ctx.importance
 
 
@@ -462,7 +621,9 @@ def _qat_model(ctx: TableContext, spec: gnn.WeightSpec, progress: Progress):
             opt = torch.optim.AdamW(model.parameters(), lr=2e-4, weight_decay=0.0)
             _train_epochs(model, opt, None, ctx.train_data, cfg, QAT_EPOCHS, progress, "qat")
         ctx.cache_dir.mkdir(parents=True, exist_ok=True)
-        torch.save(model.state_dict(), path)
+        tmp = path.with_suffix(".tmp")  # shard jobs may share the cache: never a half file
+        torch.save(model.state_dict(), tmp)
+        tmp.replace(path)
     model.eval()
     ctx.qat_models[key] = model
     return model
@@ -482,6 +643,154 @@ def build(ctx: TableContext, config: Config, progress: Progress = _quiet) -> tor
     return model.eval()
 
 
+#: ``format`` of a shard file (``hwgen accuracy --shard I/N``)
+SHARD_FORMAT = "hwgen-accuracy-shard-1"
+
+
+def score_table(
+    ctx: TableContext,
+    configs: list[Config],
+    progress: Progress = _quiet,
+    bar: bool = False,
+) -> dict:
+    """Score every configuration on this process's shard of the images (``ctx.shard``).
+
+    Returns a part for :func:`merge_parts` (plain JSON data, so it can go to a file or
+    between processes): ``format``, ``shard`` (``[index, count]``), ``images`` (all shards
+    together), ``batch_size``, ``rows`` (each configuration's name, group, settings and
+    seconds) and ``scores`` (per configuration: dataset ``index``, ``pred``, ``label`` and
+    ``loss`` of each image of the shard)."""
+    shard = ctx.shard or Shard()
+    data, idx, n = shard_data(ctx.eval_data, ctx.batch_size, ctx.shard)
+    first = ctx.group.rank0_first if ctx.group is not None else contextlib.nullcontext
+    if ctx.group is not None and ctx.train_data is not None:
+        if any(c.weights is not None for c in configs):
+            # the importance behind the mixed assignment: rank 0's, in every process
+            imp = _importance(ctx) if ctx.group.rank == 0 else None
+            ctx.importance = ctx.group.broadcast(imp)
+    part = {
+        "format": SHARD_FORMAT,
+        "shard": [shard.index, shard.count],
+        "images": n,
+        "batch_size": getattr(ctx.eval_data, "batch_size", ctx.batch_size),
+        "rows": [],
+        "scores": {},
+    }
+    for k, config in enumerate(configs, 1):
+        t0 = time.monotonic()
+        with first() if config.qat else contextlib.nullcontext():
+            # QAT fine-tuning happens once (rank 0); the others load its cached result
+            model = build(ctx, config, progress)
+        pbar = tick = None
+        if bar:
+            from tqdm import tqdm
+
+            pbar = tqdm(total=len(idx), desc=config.name, unit="img", leave=False)
+            tick = pbar.update
+        try:
+            if idx:
+                score = evaluate(model, data, ctx.batch_size, ctx.device, tick)
+            else:  # more shards than batches: nothing to do here
+                empty = torch.zeros(0)
+                score = {"preds": empty, "labels": empty, "losses": empty.double()}
+                score.update(top1=math.nan, loss=math.nan)
+        finally:
+            if pbar is not None:
+                pbar.close()
+        seconds = time.monotonic() - t0
+        part["rows"].append(
+            {"config": config.name, "group": config.group, **config.describe(), "seconds": seconds}
+        )
+        part["scores"][config.name] = {
+            "index": idx,
+            "pred": score["preds"].tolist(),
+            "label": score["labels"].tolist(),
+            "loss": score["losses"].tolist(),
+        }
+        where = f"shard {shard.index}/{shard.count}: " if shard.count > 1 else ""
+        progress(
+            f"[{k}/{len(configs)}] {config.name:24s} {where}top-1 {score['top1']:6.2f} %  "
+            f"loss {score['loss']:.4f}  ({seconds:.1f} s)"
+        )
+    return part
+
+
+def _check_parts(parts: list[dict]) -> None:
+    """One-line errors for parts that do not make one table."""
+    if not parts:
+        raise ValueError("no shards to merge")
+    for part in parts:
+        if not isinstance(part, dict) or part.get("format") != SHARD_FORMAT:
+            raise ValueError(
+                f"not an accuracy shard (format {SHARD_FORMAT!r}); write shards with "
+                "`hwgen accuracy --shard I/N`"
+            )
+    count = parts[0]["shard"][1]
+    for key in ("images", "batch_size", "source"):
+        values = {json.dumps(p.get(key), sort_keys=True) for p in parts}
+        if len(values) > 1:
+            raise ValueError(f"the shards come from different runs: their {key} differ")
+    names = [[r["config"] for r in p["rows"]] for p in parts]
+    if any(n != names[0] for n in names):
+        raise ValueError("the shards come from different runs: their configurations differ")
+    got = sorted(p["shard"][0] for p in parts)
+    if any(p["shard"][1] != count for p in parts) or len(set(got)) != len(got):
+        shards = ", ".join(f"{i}/{c}" for i, c in sorted(p["shard"] for p in parts))
+        raise ValueError(f"each shard must appear once, of one count; got {shards}")
+    if got != list(range(count)):
+        missing = sorted(set(range(count)) - set(got))
+        raise ValueError(
+            f"shards {', '.join(f'{i}/{count}' for i in missing)} are missing; merge all {count}"
+        )
+
+
+def merged_scores(parts: list[dict]) -> dict[str, dict]:
+    """Per configuration, the shards' images back in dataset order: ``pred``, ``label``
+    (int64 tensors) and ``loss`` (float64)."""
+    _check_parts(parts)
+    n = parts[0]["images"]
+    out = {}
+    for row in parts[0]["rows"]:
+        name = row["config"]
+        index = torch.tensor([i for p in parts for i in p["scores"][name]["index"]])
+        if len(index) != n or not torch.equal(index.sort().values, torch.arange(n)):
+            raise ValueError(f"the shards of {name!r} do not cover the {n} images once each")
+        order = index.argsort()
+        out[name] = {
+            key: torch.tensor(
+                [v for p in parts for v in p["scores"][name][key]],
+                dtype=torch.float64 if key == "loss" else torch.int64,
+            )[order]
+            for key in ("pred", "label", "loss")
+        }
+    return out
+
+
+def merge_parts(parts: list[dict]) -> list[dict]:
+    """The table's rows from the parts of :func:`score_table` (every shard once): the same
+    rows, image for image, as one process scoring every image; ``seconds`` is the slowest
+    shard's."""
+    scores = merged_scores(parts)
+    rows = []
+    for k, meta in enumerate(parts[0]["rows"]):
+        s = scores[meta["config"]]
+        n = len(s["label"])
+        row = {"config": meta["config"], "group": meta["group"]}
+        row["top1"] = round(100.0 * int((s["pred"] == s["label"]).sum()) / n, 4)
+        row["loss"] = round(float(s["loss"].sum()) / n, 5)
+        row["images"] = n
+        row.update({key: v for key, v in meta.items() if key not in ("config", "group", "seconds")})
+        row["seconds"] = round(max(p["rows"][k]["seconds"] for p in parts), 2)
+        rows.append(row)
+    if "exact" in scores:
+        exact_top1 = next(r["top1"] for r in rows if r["config"] == "exact")
+        for row in rows:
+            row["drop"] = round(exact_top1 - row["top1"], 4)
+            same = scores[row["config"]]["pred"] == scores["exact"]["pred"]
+            row["agree"] = round(float(same.double().mean()) * 100.0, 4)
+    return rows
+
+
 def run_table(
     ctx: TableContext,
     configs: list[Config],
@@ -491,47 +800,15 @@ def run_table(
     """Evaluate every configuration; rows with ``config``, ``top1``, ``loss`` (mean cross
     entropy), ``images``, ``seconds``, the settings and, when ``exact`` is among the rows,
     ``drop`` (top-1 points below ``exact``) and ``agree`` (percent of images whose predicted
-    class equals the exact model's: finer than top-1 on a small test set)."""
-    rows = []
-    exact_top1 = exact_preds = None
-    for n, config in enumerate(configs, 1):
-        t0 = time.monotonic()
-        model = build(ctx, config, progress)
-        tick = None
-        pbar = None
-        if bar:
-            from tqdm import tqdm
+    class equals the exact model's: finer than top-1 on a small test set).
 
-            total = len(ctx.eval_data[0]) if isinstance(ctx.eval_data, tuple) else None
-            pbar = tqdm(total=total, desc=config.name, unit="img", leave=False)
-            tick = pbar.update
-        try:
-            score = evaluate(model, ctx.eval_data, ctx.batch_size, ctx.device, tick)
-        finally:
-            if pbar is not None:
-                pbar.close()
-        seconds = time.monotonic() - t0
-        top1 = score["top1"]
-        if config.name == "exact":
-            exact_top1, exact_preds = top1, score["preds"]
-        row = {"config": config.name, "group": config.group, "top1": round(top1, 4)}
-        row["loss"] = round(score["loss"], 5)
-        row["images"] = score["images"]
-        row.update(config.describe())
-        row["seconds"] = round(seconds, 2)
-        row["_preds"] = score["preds"]
-        rows.append(row)
-        progress(
-            f"[{n}/{len(configs)}] {config.name:24s} top-1 {top1:6.2f} %  "
-            f"loss {score['loss']:.4f}  ({seconds:.1f} s)"
-        )
-    for row in rows:
-        preds = row.pop("_preds")
-        if exact_top1 is not None:
-            row["drop"] = round(exact_top1 - row["top1"], 4)
-            agree = float((preds == exact_preds).float().mean()) * 100.0
-            row["agree"] = round(agree, 4)
-    return rows
+    With ``ctx.group`` (a torchrun launch) each process scores its shard and every process
+    gets the merged rows, equal to a single-process run's."""
+    if ctx.group is not None:
+        ctx.shard = Shard(ctx.group.rank, ctx.group.size)
+    part = score_table(ctx, configs, progress, bar)
+    parts = ctx.group.gather(part) if ctx.group is not None else [part]
+    return merge_parts(parts)
 
 
 def format_table(rows: list[dict]) -> str:

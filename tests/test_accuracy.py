@@ -8,6 +8,7 @@ on an image folder and a checkpoint written by the test itself.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -199,3 +200,102 @@ def test_not_a_checkpoint_and_not_an_image_folder(tmp_path):
     torch.save({"state_dict": {"weight": torch.zeros(3)}}, tmp_path / "other.pth")
     with pytest.raises(ValueError, match=r"does not fit deit_tiny_patch16_224: \d+ missing"):
         accuracy.timm_model("deit_tiny_patch16_224", tmp_path / "other.pth")
+
+
+# -- shards: torchrun processes and separate jobs ------------------------------------------------
+
+
+def test_shards_take_whole_batches_and_cover_every_image_once():
+    for n, batch, count in [(10, 3, 1), (10, 3, 2), (10, 3, 4), (96, 32, 3), (5, 8, 3)]:
+        parts = [accuracy.Shard(i, count).indices(n, batch) for i in range(count)]
+        assert sorted(i for p in parts for i in p) == list(range(n))
+        for i, p in enumerate(parts):  # batch b goes to shard b % count
+            assert all((k // batch) % count == i for k in p)
+    assert accuracy.Shard.parse("1/4") == accuracy.Shard(1, 4)
+    with pytest.raises(ValueError, match=r"--shard must be I/N, e.g. 0/4 .*, not '2'"):
+        accuracy.Shard.parse("2")
+    with pytest.raises(ValueError, match=r"shard index must be 0 to 3 for 4 shards, not 4"):
+        accuracy.Shard.parse("4/4")
+    with pytest.raises(ValueError, match=r"shard count must be at least 1, not 0"):
+        accuracy.Shard(0, 0)
+
+
+def test_sharded_scores_merge_to_the_single_process_table(tiny_context):
+    """Three shards of the digits table, merged: the same rows and the same prediction,
+    label and loss of every image as one process."""
+    configs = accuracy.select(accuracy.standard_configs(), ["exact", "peano-all", "w-mixed-0.25"])
+    tiny_context.batch_size = 32  # 96 images: one batch per shard
+    tiny_context.shard = None
+    whole = accuracy.score_table(tiny_context, configs)
+    parts = []
+    for i in (2, 0, 1):  # any order
+        tiny_context.shard = accuracy.Shard(i, 3)
+        parts.append(json.loads(json.dumps(accuracy.score_table(tiny_context, configs))))
+    tiny_context.shard = None
+    one, three = accuracy.merged_scores([whole]), accuracy.merged_scores(parts)
+    for name in one:
+        for key in ("pred", "label", "loss"):
+            assert torch.equal(one[name][key], three[name][key]), (name, key)
+
+    def strip(rows):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+    assert strip(accuracy.merge_parts(parts)) == strip(accuracy.merge_parts([whole]))
+    assert strip(accuracy.run_table(tiny_context, configs)) == strip(accuracy.merge_parts(parts))
+    with pytest.raises(ValueError, match=r"shards 1/3 are missing; merge all 3"):
+        accuracy.merge_parts([parts[0], parts[1]])
+    with pytest.raises(ValueError, match=r"each shard must appear once, of one count"):
+        accuracy.merge_parts([parts[0], parts[0], parts[1], parts[2]])
+    with pytest.raises(ValueError, match=r"the shards come from different runs: their images"):
+        accuracy.merge_parts([{**parts[0], "images": 95}, *parts[1:]])
+
+
+@pytest.fixture(scope="module")
+def test_vit_checkpoint(tmp_path_factory):
+    import timm
+
+    torch.manual_seed(2)
+    model = timm.create_model("test_vit", pretrained=False, num_classes=3)
+    path = tmp_path_factory.mktemp("ckpt") / "test_vit_3.pth"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def test_torchrun_and_shard_jobs_equal_one_process(image_folder, test_vit_checkpoint, tmp_path):
+    """`torchrun --nproc-per-node 2` (gloo, CPU) and two `--shard I/2` jobs merged give the
+    single-process table: same top-1, loss, agreement; the shard files the same per-image
+    predictions."""
+    import os
+    import subprocess
+    import sys
+
+    argv = ["accuracy", "--model", "test_vit", "--checkpoint", str(test_vit_checkpoint)]
+    argv += ["--data", str(image_folder), "--num-classes", "3", "--batch-size", "2"]
+    argv += ["--configs", "exact,gelu"]
+    stem = "accuracy_test_vit"
+
+    def rows(folder):
+        text = (folder / f"{stem}.json").read_text()
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in json.loads(text)]
+
+    assert cli.main([*argv, "--out-dir", str(tmp_path / "one")]) == 0
+    assert cli.main([*argv, "--shard", "0/1", "--out-dir", str(tmp_path / "one")]) == 0
+    for i in (0, 1):
+        assert cli.main([*argv, "--shard", f"{i}/2", "--out-dir", str(tmp_path / "jobs")]) == 0
+    shards = sorted(str(p) for p in (tmp_path / "jobs").glob(f"{stem}.shard-*-of-2.json"))
+    assert len(shards) == 2
+    assert cli.main(["accuracy-merge", *shards, "--out-dir", str(tmp_path / "merged")]) == 0
+    assert rows(tmp_path / "merged") == rows(tmp_path / "one")
+    one = accuracy.merged_scores(
+        [json.loads((tmp_path / "one" / f"{stem}.shard-0-of-1.json").read_text())]
+    )
+    two = accuracy.merged_scores([json.loads(Path(p).read_text()) for p in shards])
+    assert all(torch.equal(one[c]["pred"], two[c]["pred"]) for c in ("exact", "gelu"))
+
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    launch += ["--nproc-per-node", "2", "-m", "hwgen", *argv, "--out-dir", str(tmp_path / "two")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(launch, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert rows(tmp_path / "two") == rows(tmp_path / "one")
+    assert "2 processes: rank r scores batches r, r + 2, r + 4, ..." in done.stdout

@@ -15,7 +15,6 @@ changed. Configurations run in parallel worker processes.
 
 from __future__ import annotations
 
-import concurrent.futures as futures
 import hashlib
 import json
 import math
@@ -306,26 +305,10 @@ def _strip(counts: Mapping) -> dict:
     return {k: v for k, v in counts.items() if k not in ("cell_types", "fmax_clocks")}
 
 
-def run_config(
-    cfg: Config,
-    units: tuple[str, ...],
-    cache_dir: str,
-    tools: Mapping,
-    cached_only: bool = False,
-) -> dict:
-    """Compute (or fetch from the cache) every unit of one configuration; never raises.
-
-    Returns
-    -------
-    dict
-        ``stem``, ``name``, ``role``, ``params``, ``changed``, ``latency``, ``per_clock``,
-        ``units`` (unit -> result), ``cached`` (units served from the cache), ``failed``
-        (unit -> message), ``seconds`` (unit -> wall time of a computed unit). With
-        ``cached_only`` tool units missing from the cache are left out (``skipped``).
-    """
-    from . import fpga_energy, power, synth
-
-    cache = Cache(cache_dir)
+def _start(cfg: Config, cache_dir: str | os.PathLike):
+    """``(out, dut, text, work)`` of a job: its result skeleton, the component, its Verilog
+    and its work folder; ``dut`` is None (and ``out["failed"]`` says why) when the generator
+    fails."""
     p = cfg.params
     work = Path(cache_dir) / "work" / cfg.name
     work.mkdir(parents=True, exist_ok=True)
@@ -340,12 +323,86 @@ def run_config(
         "failed": {},
         "seconds": {},
         "skipped": [],
+        "keys": {},
     }
     try:
         dut = registry.component(cfg.stem, p)
         text = registry.verilog_text(dut, cfg.name)
     except Exception as exc:  # a generator bug must not stop the whole report
         out["failed"]["verilog"] = f"{type(exc).__name__}: {exc}"
+        return out, None, None, work
+    return out, dut, text, work
+
+
+def _run_units(out, cache, recipes, units, cached_only, lookup_only, log, always=()) -> dict:
+    """Each unit of ``units`` from the cache or computed (see :func:`run_config`)."""
+    for unit in units:
+        parts, compute = recipes[unit]
+        full = {"unit": unit, "flow": FLOW_VERSION, **parts}
+        out["keys"][unit] = cache.key(full)
+        if lookup_only or (cached_only and unit not in always):
+            value = cache.get(out["name"], unit, out["keys"][unit])
+            if value is None:
+                out["skipped"].append(unit)
+            else:
+                out["units"][unit] = value
+                out["cached"].append(unit)
+            continue
+        t0 = time.monotonic()
+        try:
+            value, hit = cache.run(out["name"], unit, parts, compute)
+        except Exception as exc:  # one failing tool run is reported, the rest goes on
+            out["failed"][unit] = f"{type(exc).__name__}: {exc}"
+            log(f"{unit} FAILED: {exc}")
+            continue
+        out["units"][unit] = value
+        if hit:
+            out["cached"].append(unit)
+        else:
+            out["seconds"][unit] = round(time.monotonic() - t0, 1)
+            log(f"{unit} done in {out['seconds'][unit]:.1f} s")
+    return out
+
+
+def run_config(
+    cfg: Config,
+    units: tuple[str, ...],
+    cache_dir: str | None = None,
+    tools: Mapping | None = None,
+    cached_only: bool = False,
+    lookup_only: bool = False,
+) -> dict:
+    """Compute (or fetch from the cache) every unit of one configuration; never raises.
+
+    Parameters
+    ----------
+    cfg, units
+        The configuration and the units to run.
+    cache_dir : str or None
+        Cache folder (None: :data:`CACHE_DIR` of the hwgen that runs the job).
+    tools : mapping
+        Tool versions, part of each unit's cache key (:func:`tool_versions`).
+    cached_only : bool
+        Tool units missing from the cache are not run but listed in ``skipped``.
+    lookup_only : bool
+        No unit runs, not even the error statistics: the cache's answer only.
+
+    Returns
+    -------
+    dict
+        ``stem``, ``name``, ``role``, ``params``, ``changed``, ``latency``, ``per_clock``,
+        ``units`` (unit -> result), ``cached`` (units served from the cache), ``failed``
+        (unit -> message), ``seconds`` (unit -> wall time of a computed unit), ``skipped``
+        and ``keys`` (unit -> cache key).
+    """
+    from . import fpga_energy, power, synth
+
+    cache_dir = CACHE_DIR if cache_dir is None else cache_dir
+    tools = tools or {}
+    cache = Cache(cache_dir)
+    p = cfg.params
+    out, dut, text, work = _start(cfg, cache_dir)
+    if dut is None:
         return out
     out["latency"] = int(dut.latency)
     out["per_clock"] = float(getattr(dut, "throughput", getattr(p, "lanes", 1)))
@@ -428,25 +485,62 @@ def run_config(
                 progress=log,
             ),
         )
-    for unit in units:
-        parts, compute = recipes[unit]
-        if cached_only and unit != "errors" and cache.lookup(cfg.name, unit, parts) is None:
-            out["skipped"].append(unit)
-            continue
-        t0 = time.monotonic()
-        try:
-            value, hit = cache.run(cfg.name, unit, parts, compute)
-        except Exception as exc:  # one failing tool run is reported, the rest goes on
-            out["failed"][unit] = f"{type(exc).__name__}: {exc}"
-            log(f"{unit} FAILED: {exc}")
-            continue
-        out["units"][unit] = value
-        if hit:
-            out["cached"].append(unit)
-        else:
-            out["seconds"][unit] = round(time.monotonic() - t0, 1)
-            log(f"{unit} done in {out['seconds'][unit]:.1f} s")
-    return out
+    return _run_units(out, cache, recipes, units, cached_only, lookup_only, log, ("errors",))
+
+
+def run_synth(
+    cfg: Config,
+    units: tuple[str, ...] = ("synth",),
+    cache_dir: str | None = None,
+    tools: Mapping | None = None,
+    cached_only: bool = False,
+    lookup_only: bool = False,
+    *,
+    families: tuple[str, ...] = ("xc7", "ecp5", "ice40"),
+    freq: float = ECP5_FREQ,
+    place_route: bool = True,
+) -> dict:
+    """``hwgen synth`` of one configuration as a cached job: the one unit ``synth`` holds
+    :func:`hwgen.flows.synth.synthesize`'s result for ``families`` (ECP5 place and route at
+    ``freq`` MHz unless ``place_route`` is false). Arguments and result as :func:`run_config`."""
+    from . import synth
+
+    cache_dir = CACHE_DIR if cache_dir is None else cache_dir
+    tools = tools or {}
+    out, dut, text, work = _start(cfg, cache_dir)
+    if dut is None:
+        return out
+    out["latency"] = int(dut.latency)
+    vpath = work / f"{cfg.name}.v"
+    if not vpath.exists() or vpath.read_text() != text:
+        vpath.write_text(text)
+    pnr = place_route and "ecp5" in families
+    parts = {
+        "stem": cfg.stem,
+        "params": cfg.params.to_dict(),
+        "verilog": hashlib.sha256(text.encode()).hexdigest(),
+        "yosys": tools.get("yosys"),
+        "pnr": tools.get("nextpnr_ecp5") if pnr else None,
+        "families": list(families),
+        "freq": freq if pnr else None,
+    }
+
+    def log(msg: str) -> None:
+        print(f"    {cfg.name}: {msg}", flush=True)
+
+    def compute():
+        return synth.synthesize(
+            vpath,
+            cfg.name,
+            work / "synth",
+            families=families,
+            fmax_mhz_target=freq,
+            place_route=place_route,
+            progress=log,
+        )
+
+    recipes = {"synth": (parts, compute)}
+    return _run_units(out, Cache(cache_dir), recipes, units, cached_only, lookup_only, log)
 
 
 def collect(
@@ -456,26 +550,80 @@ def collect(
     workers: int = 2,
     cached_only: bool = False,
     progress: Callable[[str], None] = print,
+    executor=None,
+    job: Callable[..., dict] = run_config,
+    options: Mapping | None = None,
 ) -> list[dict]:
-    """Run :func:`run_config` for every job on ``workers`` processes; results in job order."""
-    tools = tool_versions()
-    cache_dir = str(cache_dir)
+    """Run ``job`` (:func:`run_config`) for every job; results in job order.
+
+    ``executor`` (:mod:`hwgen.flows.executor`; default: ``workers`` local processes) runs
+    them. On a cluster, configurations whose units are all in ``cache_dir`` are served from it
+    without being sent, and every unit that comes back is stored in it, under the key this
+    machine computes (a worker whose key differs runs other hwgen or golden sources: that unit
+    is reported as failed rather than stored). ``options`` go to every ``job`` call."""
+    from . import executor as executors
+
+    own = executor is None
+    executor = executors.LocalExecutor(workers) if own else executor
+    try:
+        return _collect(jobs, Path(cache_dir), cached_only, progress, executor, job, options)
+    finally:
+        if own:
+            executor.close()
+
+
+def _collect(jobs, cache_dir, cached_only, progress, executor, job, options) -> list[dict]:
+    from . import executor as executors
+
+    if cached_only:  # no tool runs at all: nothing for a cluster to do
+        executor = executors.LocalExecutor(1)
+    if executor.remote:
+        # the keys name the tools that compute: the workers', which must all agree
+        seen = executor.call_everywhere(tool_versions)
+        if any(v != seen[0] for v in seen):
+            raise RuntimeError(
+                f"the cluster's workers have different tool versions ({seen[0]} and "
+                f"{next(v for v in seen if v != seen[0])}); install the same hwgen on each"
+            )
+        tools = seen[0]
+    else:
+        tools = tool_versions()
+    calls = [
+        {"cfg": cfg, "units": units, "tools": tools, "cached_only": cached_only, **(options or {})}
+        for cfg, units in jobs
+    ]
     results: list[dict | None] = [None] * len(jobs)
     t0 = time.monotonic()
-    if workers <= 1:
-        for n, (cfg, units) in enumerate(jobs):
-            results[n] = run_config(cfg, units, cache_dir, tools, cached_only)
-            _progress_line(progress, n + 1, len(jobs), results[n], t0)
-        return results
-    with futures.ProcessPoolExecutor(max_workers=workers) as pool:
-        pending = {
-            pool.submit(run_config, cfg, units, cache_dir, tools, cached_only): n
-            for n, (cfg, units) in enumerate(jobs)
-        }
-        for done, fut in enumerate(futures.as_completed(pending), 1):
-            n = pending[fut]
-            results[n] = fut.result()
-            _progress_line(progress, done, len(jobs), results[n], t0)
+    done = 0
+    send, keys = [], {}
+    for n, call in enumerate(calls):
+        if not executor.remote:
+            send.append(n)
+            continue
+        known = job(**call, cache_dir=str(cache_dir), lookup_only=True)
+        if known["failed"] or not known["skipped"]:
+            results[n] = known  # finished here (or failing here too): nothing to send
+            done += 1
+            _progress_line(progress, done, len(jobs), known, t0)
+        else:
+            send.append(n)
+            keys[n] = known["keys"]
+    cache = Cache(cache_dir)
+    for k, res in executor.map(job, [calls[n] for n in send], str(cache_dir)):
+        n = send[k]
+        if executor.remote:
+            for unit, value in list(res["units"].items()):
+                if res["keys"].get(unit) != keys[n].get(unit):
+                    del res["units"][unit]
+                    res["failed"][unit] = (
+                        "the worker's cache key differs from this machine's: it runs other "
+                        "hwgen or golden sources; install the same version there"
+                    )
+                else:
+                    cache.put(res["name"], unit, keys[n][unit], value)
+        results[n] = res
+        done += 1
+        _progress_line(progress, done, len(jobs), res, t0)
     return results
 
 
@@ -1297,17 +1445,31 @@ def make_report(
     readme: str | os.PathLike | None = None,
     cached_only: bool = False,
     progress: Callable[[str], None] = print,
+    executor=None,
 ) -> Path:
-    """Run (or fetch) every unit, write ``REPORT.md``, its plots and ``results.json``."""
+    """Run (or fetch) every unit, write ``REPORT.md``, its plots and ``results.json``.
+
+    ``executor`` (:mod:`hwgen.flows.executor`) runs the units; default: ``workers`` local
+    processes."""
+    from . import executor as executors
+
     out_dir = Path(out_dir)
     jobs = plan(full, only)
+    where = (
+        executor.describe() if executor is not None else executors.LocalExecutor(workers).describe()
+    )
     progress(
-        f"report: {len(jobs)} configurations on {workers} processes "
+        f"report: {len(jobs)} configurations on {where} "
         f"(cache {cache_dir}; {'full' if full else 'default'} scope)"
     )
     t0 = time.monotonic()
     results = collect(
-        jobs, cache_dir=cache_dir, workers=workers, cached_only=cached_only, progress=progress
+        jobs,
+        cache_dir=cache_dir,
+        workers=workers,
+        cached_only=cached_only,
+        progress=progress,
+        executor=executor,
     )
     tools = tool_versions()
     out_dir.mkdir(parents=True, exist_ok=True)

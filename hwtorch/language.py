@@ -78,8 +78,10 @@ __all__ = [
 
 #: Sentences put aside for calibration (importance); the rest are evaluated.
 CALIBRATION = 128
-#: Posit fractions of the mixed rows (and the plot).
-BUDGETS = (0.05, 0.1, 0.25, 0.5)
+#: Posit fractions of the mixed rows (and the plot). Budget 0 is FixP4 alone with the mixed
+#: quantizer's per-channel scale search: it separates what the search gains from what the
+#: posits gain (``w-fixp4`` takes the max-abs scale of :func:`hwtorch.quant.quantize_fixp4`).
+BUDGETS = (0.0, 0.05, 0.1, 0.25, 0.5)
 #: Linear layers kept in float: the pooler, which mean pooling does not use.
 SKIP = ("*pooler*",)
 CACHE_DIR = accuracy.CACHE_DIR / "minilm"

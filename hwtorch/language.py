@@ -495,7 +495,8 @@ def format_language_table(rows: list[dict]) -> str:
 
 def plot_budget(rows: list[dict], path: Path | str) -> Path | None:
     """Mean cosine against the posit budget of the mixed rows, FixP4 and Posit4 as horizontal
-    lines; solid without the operators, dashed with them. None when no row is mixed."""
+    lines; solid without the operators, dashed with them; fine-tuned (``-qat``) rows as stars
+    and a dotted line. None when no row is mixed."""
     if not any(r.get("weights") == "mixed" for r in rows):
         return None
     import matplotlib
@@ -507,15 +508,27 @@ def plot_budget(rows: list[dict], path: Path | str) -> Path | None:
     for with_ops, style in ((False, "-"), (True, "--")):
         group = [r for r in rows if (r.get("gelu", "exact") != "exact") == with_ops]
         suffix = " + operators" if with_ops else ""
-        mixed = sorted((r for r in group if r["weights"] == "mixed"), key=lambda r: r["budget"])
-        if mixed:
-            xs = [r["budget"] for r in mixed]
-            ys = [r["cos_mean"] for r in mixed]
-            ax.plot(xs, ys, "o" + style, color="C0", label="mixed Posit4/FixP4" + suffix)
-        for mode, color in (("fixp4", "C1"), ("posit4", "C2")):
-            for r in group:
-                if r["weights"] == mode:
-                    ax.axhline(r["cos_mean"], color=color, ls=style, label=mode + suffix)
+        for qat in (False, True):
+            sub = [r for r in group if bool(r.get("qat")) == qat]
+            mixed = sorted((r for r in sub if r["weights"] == "mixed"), key=lambda r: r["budget"])
+            if mixed:
+                xs = [r["budget"] for r in mixed]
+                ys = [r["cos_mean"] for r in mixed]
+                marker, label = ("*", "mixed, QAT") if qat else ("o", "mixed Posit4/FixP4")
+                ax.plot(
+                    xs,
+                    ys,
+                    marker + (style if not qat else ""),
+                    color="C3" if qat else "C0",
+                    ms=10 if qat else 6,
+                    label=label + suffix,
+                )
+            for mode, color in (("fixp4", "C1"), ("posit4", "C2")):
+                for r in sub:
+                    if r["weights"] == mode:
+                        ls = ":" if qat else style
+                        tag = mode + (", QAT" if qat else "")
+                        ax.axhline(r["cos_mean"], color=color, ls=ls, label=tag + suffix)
     ax.set_xlabel("posit fraction of each layer's weights (budget)")
     ax.set_ylabel("mean cosine to the float embeddings")
     ax.set_title("all-MiniLM-L6-v2: 4-bit weights, 8-bit activations per token")

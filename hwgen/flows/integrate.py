@@ -71,7 +71,7 @@ def plain_module_names(text: str, top: str) -> str:
     Raises ``ValueError`` if two submodules would get the same name.
 
     >>> plain_module_names("module \\\\t.u$0.x (a);\\n  \\\\t.u$0.x  x (", "t")
-    'module t_u0_x (a);\\n  t_u0_x  x ('
+    'module t_u_0_x (a);\\n  t_u_0_x  x ('
     """
     escaped = re.compile(r"\\" + re.escape(top) + r"\.(\S+)\s")
     renamed: dict[str, str] = {}

@@ -26,7 +26,16 @@ import array_api_compat
 import numpy as np
 from array_api_compat import numpy as np_xp
 
-__all__ = ["namespace", "is_numpy", "int64", "on_device", "lookup", "bit_length", "size"]
+__all__ = [
+    "namespace",
+    "is_numpy",
+    "int64",
+    "on_device",
+    "lookup",
+    "bit_length",
+    "size",
+    "device",
+]
 
 
 def namespace(*arrays):
@@ -88,6 +97,11 @@ def lookup(xp, table: np.ndarray, index):
         return table[index]
     flat = xp.take(on_device(xp, table, index), xp.reshape(index, (-1,)))
     return xp.reshape(flat, index.shape)
+
+
+def device(x):
+    """The device an array lives on (``"cpu"`` for NumPy)."""
+    return array_api_compat.device(x)
 
 
 def size(x) -> int:

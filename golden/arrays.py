@@ -95,7 +95,14 @@ def lookup(xp, table: np.ndarray, index):
     index in range), in ``index``'s namespace and on its device."""
     if is_numpy(xp):
         return table[index]
-    flat = xp.take(on_device(xp, table, index), xp.reshape(index, (-1,)))
+    on = on_device(xp, table, index)
+    if array_api_compat.is_torch_namespace(xp):
+        import torch  # loaded already: index is a tensor
+
+        # the compat take() first maps negative indices, a pass these indices never need
+        flat = torch.index_select(on, 0, xp.reshape(index, (-1,)))
+    else:
+        flat = xp.take(on, xp.reshape(index, (-1,)))
     return xp.reshape(flat, index.shape)
 
 

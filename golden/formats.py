@@ -174,14 +174,18 @@ class FixFormat:
         [7, -8]
         """
         xp = namespace(x)
-        x = _float64(xp, x)
-        if xp.any(xp.isnan(x)):
-            raise ValueError(f"cannot encode NaN into {self}")
+        # float32 values of a format up to 23 bits wide are encoded in float32: the range
+        # bounds and every code are float32 numbers, so clipping, scaling by a power of two
+        # and rounding are exact there as in float64 (the same codes, half the memory traffic)
+        if not (self.width <= 23 and _is_float32(xp, x)):
+            x = _float64(xp, x)
         # clamp first (one step beyond the range is enough to saturate or be reported) so
         # that huge values and infinities cannot overflow the scaling; scaling by a power of
         # two is exact, round() is half to even in NumPy and torch alike
         lo, hi = self.min_value - 1.0, self.max_value + 1.0
         scaled = xp.round(xp.clip(x, lo, hi) * 2.0**self.frac_bits)
+        if xp.isnan(xp.sum(scaled)):  # finite after the clamp unless NaN
+            raise ValueError(f"cannot encode NaN into {self}")
         if not saturate:
             bad = (scaled < self.min_code) | (scaled > self.max_code)
             if xp.any(bad):
@@ -191,10 +195,21 @@ class FixFormat:
                 )
         return xp.astype(xp.clip(scaled, float(self.min_code), float(self.max_code)), xp.int64)
 
-    def decode(self, codes) -> np.ndarray:
-        """Real values of codes (exact: every code of a format up to 48 bits is a float64)."""
+    def decode(self, codes, dtype=None) -> np.ndarray:
+        """Real values of codes (exact: every code of a format up to 48 bits is a float64).
+
+        ``dtype`` (a floating dtype of the codes' library, default float64): the float64
+        values cast to it (float32 directly, with the same single rounding).
+        """
         xp = namespace(codes)
-        return xp.astype(self.check_codes(codes), xp.float64) * 2.0**-self.frac_bits
+        codes = self.check_codes(codes)
+        if dtype is None or dtype == xp.float64:
+            return xp.astype(codes, xp.float64) * 2.0**-self.frac_bits
+        if dtype == xp.float32:
+            # an integer rounded to float32 and then scaled by a power of two is exact there
+            # (no overflow, no underflow: codes are below 2**48, multiples of 2**-48)
+            return xp.astype(codes, dtype) * 2.0**-self.frac_bits
+        return xp.astype(xp.astype(codes, xp.float64) * 2.0**-self.frac_bits, dtype)
 
     def check_codes(self, codes, what: str = "code") -> np.ndarray:
         """Return ``codes`` as int64, raising a one-line error if any is outside the format."""
@@ -218,7 +233,7 @@ class FixFormat:
                 f"{what} {int(first) if is_int else float(first)!r} is outside "
                 f"{self} ({self.min_code}..{self.max_code}); pass raw codes of that format"
             )
-        return xp.astype(arr, xp.int64)
+        return xp.astype(arr, xp.int64, copy=is_numpy(xp))
 
     def to_bits(self, codes) -> np.ndarray:
         """Codes as the unsigned bit patterns on the wire (two's complement for signed)."""
@@ -417,13 +432,12 @@ def shift_round_half_up(v, shift) -> np.ndarray:
         if shift <= 0:
             return v << -shift
         return (v + (1 << (shift - 1))) >> shift
+    # per-element shifts: a left shift by max(-shift, 0), then half an LSB added and a right
+    # shift by max(shift, 0); the shift-sized terms are formed once (often one per row)
     shift = int64(xp, shift, v)
-    right = xp.clip(shift, 1, None)
-    return xp.where(
-        shift > 0,
-        (v + (xp.ones_like(right) << (right - 1))) >> right,
-        v << xp.clip(-shift, 0, None),
-    )
+    right = xp.clip(shift, 0, None)
+    half = xp.where(shift > 0, xp.ones_like(shift) << xp.clip(shift - 1, 0, None), 0)
+    return ((v << xp.clip(-shift, 0, None)) + half) >> right
 
 
 def shift_round_half_even(v, shift: int) -> np.ndarray:
@@ -451,6 +465,11 @@ def saturate(v, fmt: FixFormat) -> np.ndarray:
     """
     xp = namespace(v)
     return xp.clip(int64(xp, v), fmt.min_code, fmt.max_code)
+
+
+def _is_float32(xp, x) -> bool:
+    dtype = getattr(x, "dtype", None)
+    return dtype is not None and dtype == (np.float32 if is_numpy(xp) else xp.float32)
 
 
 def _float64(xp, x):

@@ -103,7 +103,7 @@ __all__ = [
 
 def _through(fn, x: torch.Tensor, in_fmt, out_fmt) -> torch.Tensor:
     """``fn`` (an emulate) on ``x``'s codes, on ``x``'s device, back to ``x``'s dtype."""
-    return out_fmt.decode(fn(in_fmt.encode(_real(x)))).to(x.dtype)
+    return _decoded(out_fmt, fn(in_fmt.encode(_real(x))), x.dtype)
 
 
 class Softmax(torch.nn.Module):
@@ -234,8 +234,7 @@ class LayerNorm(torch.nn.Module):
             else:
                 k = _prescale_shift(xf.abs().amax(dim=-1, keepdim=True), p.in_fmt)
             codes = p.in_fmt.encode(xf.double() * _pow2(-k))
-        y = p.out_fmt.decode(layernorm_model.emulate(p, codes, gamma, beta))
-        return y.to(x.dtype)
+        return _decoded(p.out_fmt, layernorm_model.emulate(p, codes, gamma, beta), x.dtype)
 
     def extra_repr(self) -> str:
         scale = "" if self.scale == "format" else f", scale={self.scale}"
@@ -548,6 +547,13 @@ class MacLinear(torch.nn.Module):
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"posits={int(self.w_is_posit.sum())}, act_scale={scale}, params={self.params.name}"
         )
+
+
+def _decoded(fmt: FixFormat, codes: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Codes as reals of ``dtype`` (each rounded once, as float64 then a cast would give)."""
+    if not dtype.is_floating_point:
+        return fmt.decode(codes).to(dtype)
+    return fmt.decode(codes, dtype=dtype)
 
 
 def _real(x):

@@ -35,6 +35,7 @@ __all__ = [
     "bit_length",
     "size",
     "device",
+    "extrema",
 ]
 
 
@@ -109,6 +110,17 @@ def lookup(xp, table: np.ndarray, index):
 def device(x):
     """The device an array lives on (``"cpu"`` for NumPy)."""
     return array_api_compat.device(x)
+
+
+def extrema(xp, x) -> tuple[int | float, int | float]:
+    """The smallest and the largest element of a non-empty array, as Python numbers (one pass
+    in torch, whose integer ``amin`` is several times slower than ``aminmax``)."""
+    if array_api_compat.is_torch_namespace(xp):
+        import torch  # loaded already: x is a tensor
+
+        lo, hi = torch.aminmax(x)
+        return lo.item(), hi.item()
+    return xp.min(x).item(), xp.max(x).item()
 
 
 def size(x) -> int:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import array_api_compat
 import numpy as np
 
-from .arrays import int64, is_numpy, lookup, namespace, on_device, size
+from .arrays import extrema, int64, is_numpy, lookup, namespace, on_device, size
 
 __all__ = [
     "FixFormat",
@@ -179,10 +179,14 @@ class FixFormat:
         # and rounding are exact there as in float64 (the same codes, half the memory traffic)
         if not (self.width <= 23 and _is_float32(xp, x)):
             x = _float64(xp, x)
-        # clamp first (one step beyond the range is enough to saturate or be reported) so
-        # that huge values and infinities cannot overflow the scaling; scaling by a power of
-        # two is exact, round() is half to even in NumPy and torch alike
-        lo, hi = self.min_value - 1.0, self.max_value + 1.0
+        # clamp first, so that huge values and infinities cannot overflow the scaling: to the
+        # range when saturating (rounding a value in range stays in range), one step beyond
+        # it otherwise (enough to be reported); scaling by a power of two is exact, round()
+        # is half to even in NumPy and torch alike
+        if saturate:
+            lo, hi = self.min_value, self.max_value
+        else:
+            lo, hi = self.min_value - 1.0, self.max_value + 1.0
         scaled = xp.round(xp.clip(x, lo, hi) * 2.0**self.frac_bits)
         if xp.isnan(xp.sum(scaled)):  # finite after the clamp unless NaN
             raise ValueError(f"cannot encode NaN into {self}")
@@ -193,7 +197,7 @@ class FixFormat:
                     f"value {float(xp.reshape(x[bad], (-1,))[0])!r} is outside {self} "
                     f"[{self.min_value}, {self.max_value}]; use a wider format or saturate=True"
                 )
-        return xp.astype(xp.clip(scaled, float(self.min_code), float(self.max_code)), xp.int64)
+        return xp.astype(scaled, xp.int64)
 
     def decode(self, codes, dtype=None) -> np.ndarray:
         """Real values of codes (exact: every code of a format up to 48 bits is a float64).
@@ -226,7 +230,8 @@ class FixFormat:
                 f"use {self!s}.encode() to quantize real numbers"
             )
         # range check in the array's own type, before any cast could wrap or overflow
-        if size(arr) and (xp.min(arr) < self.min_code or xp.max(arr) > self.max_code):
+        lo, hi = extrema(xp, arr) if size(arr) else (0, 0)
+        if lo < self.min_code or hi > self.max_code:
             bad = (arr < self.min_code) | (arr > self.max_code)
             first = xp.reshape(arr[bad], (-1,))[0]
             raise ValueError(
@@ -437,7 +442,9 @@ def shift_round_half_up(v, shift) -> np.ndarray:
     shift = int64(xp, shift, v)
     right = xp.clip(shift, 0, None)
     half = xp.where(shift > 0, xp.ones_like(shift) << xp.clip(shift - 1, 0, None), 0)
-    return ((v << xp.clip(-shift, 0, None)) + half) >> right
+    if xp.any(shift < 0):  # (a pass over the shifts, saving one over the elements)
+        v = v << xp.clip(-shift, 0, None)
+    return (v + half) >> right
 
 
 def shift_round_half_even(v, shift: int) -> np.ndarray:

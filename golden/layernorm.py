@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .arrays import bit_length, int64, lookup, namespace, size
+from .arrays import bit_length, extrema, int64, lookup, namespace, size
 from .formats import FixFormat, saturate, shift_round_half_up
 from .params import ParamsBase, Workload, check_fix, check_int
 
@@ -226,7 +226,8 @@ def rsqrt(p: LayerNormParams, m) -> np.ndarray:
     m = int64(xp, m)
     f = p.rsqrt_fmt.frac_bits
     one = 1 << f
-    if size(m) and (xp.min(m) < one or xp.max(m) >= 4 * one):
+    lo, hi = extrema(xp, m) if size(m) else (one, one)
+    if lo < one or hi >= 4 * one:
         raise ValueError("rsqrt takes mantissas in [1, 4)")
     idx = (m >> (f - (p.rsqrt_bits - 1))) - (1 << (p.rsqrt_bits - 1))
     y = lookup(xp, tables(p).rsqrt, idx)

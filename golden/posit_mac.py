@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .arrays import device, is_numpy, lookup, namespace, size
+from .arrays import device, extrema, is_numpy, lookup, namespace, size
 from .formats import FixFormat, PositFormat
 from .gelu import naf_digits
 from .params import ParamsBase, Workload, check_enum, check_fix, check_int
@@ -373,7 +373,8 @@ def _check_patterns(codes, what: str) -> np.ndarray:
     arr = codes if not is_numpy(xp) else np.asarray(codes)
     if not xp.isdtype(arr.dtype, "integral"):
         raise TypeError(f"{what} must be integer 4-bit patterns 0 .. 15, not {arr.dtype} values")
-    if size(arr) and (xp.min(arr) < 0 or xp.max(arr) > 15):
+    lo, hi = extrema(xp, arr) if size(arr) else (0, 0)
+    if lo < 0 or hi > 15:
         bad = int(xp.reshape(arr[(arr < 0) | (arr > 15)], (-1,))[0])
         raise ValueError(f"{what} {bad} is not a 4-bit pattern; pass 0 .. 15")
     return xp.astype(arr, xp.int64)

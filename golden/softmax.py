@@ -56,7 +56,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from .arrays import bit_length, int64, lookup, namespace, size
+from .arrays import bit_length, extrema, int64, lookup, namespace, size
 from .formats import FixFormat, saturate, shift_round_half_up
 from .params import ParamsBase, Workload, check_enum, check_fix, check_int
 
@@ -306,7 +306,8 @@ def recip(p: SoftmaxParams, m) -> np.ndarray:
     m = int64(xp, m)
     fm, fy = p.poly_fmt.frac_bits, p.recip_fmt.frac_bits
     one_m = 1 << fm
-    if size(m) and (xp.min(m) < one_m or xp.max(m) >= 2 * one_m):
+    lo, hi = extrema(xp, m) if size(m) else (one_m, one_m)
+    if lo < one_m or hi >= 2 * one_m:
         raise ValueError("recip takes mantissas in [1, 2)")
     idx = (m - one_m) >> (fm - p.recip_bits)
     y = lookup(xp, tables(p).recip, idx)
@@ -371,13 +372,13 @@ def emulate(p: SoftmaxParams, codes) -> np.ndarray:
             f"not {length}; raise max_len or split the rows"
         )
     xp = namespace(x)
-    t = x - xp.max(x, axis=-1, keepdims=True)
-    if size(t) > _LUT_THRESHOLD and p.in_fmt.width <= 20:
+    d = xp.max(x, axis=-1, keepdims=True) - x  # max - x >= 0
+    if size(d) > _LUT_THRESHOLD and p.in_fmt.width <= 20:
         # large arrays: exp of every possible difference evaluated once by _exp, then looked
-        # up (the same function of t alone; a DeiT forward pass has millions of elements)
-        e = lookup(xp, _exp_all(p), -t)
+        # up (the same function of d alone; a DeiT forward pass has millions of elements)
+        e = lookup(xp, _exp_all(p), d)
     else:
-        e = _exp(p, t)
+        e = _exp(p, -d)
     s = xp.sum(e, axis=-1, keepdims=True)
     # leading one: s = 2^k * m, m in [1, 2) with poly_fmt fractional bits (truncated)
     fm = p.poly_fmt.frac_bits

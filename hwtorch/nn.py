@@ -178,6 +178,7 @@ class LayerNorm(torch.nn.Module):
         #: static policy: the prescale exponent k (None until calibrated)
         self.shift: int | None = None
         self._calibration_max: float | None = None
+        self._affine = None  # (parameter versions, their codes): see _affine_codes
         shape = (
             (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         )
@@ -215,11 +216,7 @@ class LayerNorm(torch.nn.Module):
         if _CALIBRATING.active:
             self.calibrate(x)
         p = self.params
-        gamma = beta = None
-        if self.weight is not None:
-            gamma = p.gamma_fmt.encode(self.weight.detach())
-        if self.bias is not None:
-            beta = p.beta_fmt.encode(self.bias.detach())
+        gamma, beta = self._affine_codes()
         xf = _real(x)
         if self.scale == "format":
             codes = p.in_fmt.encode(xf)
@@ -235,6 +232,20 @@ class LayerNorm(torch.nn.Module):
                 k = _prescale_shift(xf.abs().amax(dim=-1, keepdim=True), p.in_fmt)
             codes = p.in_fmt.encode(xf.double() * _pow2(-k))
         return _decoded(p.out_fmt, layernorm_model.emulate(p, codes, gamma, beta), x.dtype)
+
+    def _affine_codes(self):
+        """gamma and beta as ``gamma_fmt`` / ``beta_fmt`` codes on the parameters' device (None
+        where absent), encoded again only after a parameter changed (its storage or version)."""
+        params = (self.weight, self.bias)
+        key = tuple(None if t is None else (t.data_ptr(), t._version, t.device) for t in params)
+        if self._affine is None or self._affine[0] != key:
+            fmts = (self.params.gamma_fmt, self.params.beta_fmt)
+            codes = tuple(
+                None if t is None else f.encode(t.detach())
+                for t, f in zip(params, fmts, strict=True)
+            )
+            self._affine = (key, codes)
+        return self._affine[1]
 
     def extra_repr(self) -> str:
         scale = "" if self.scale == "format" else f", scale={self.scale}"

@@ -46,8 +46,23 @@ def namespace(*arrays):
     >>> namespace([1, 2], 3).__name__
     'array_api_compat.numpy'
     """
-    found = [a for a in arrays if array_api_compat.is_array_api_obj(a)]
-    return array_api_compat.array_namespace(*found) if found else np_xp
+    xp = None
+    for a in arrays:
+        kind = type(a)
+        ns = _BY_TYPE.get(kind)
+        if ns is None:  # first of its type: ask array-api-compat (False: not an array)
+            ns = array_api_compat.is_array_api_obj(a) and array_api_compat.array_namespace(a)
+            _BY_TYPE[kind] = ns
+        if ns is not False:
+            if xp is not None and ns is not xp:
+                raise TypeError(f"arrays of two libraries, {xp.__name__} and {ns.__name__}")
+            xp = ns
+    return np_xp if xp is None else xp
+
+
+# type of an argument -> its namespace, or False for non-arrays (the namespace of an array
+# depends on its type alone for NumPy and torch; namespace() runs on every model call)
+_BY_TYPE: dict = {}
 
 
 def is_numpy(xp) -> bool:
@@ -129,17 +144,22 @@ def size(x) -> int:
 
 
 def bit_length(xp, v):
-    """Bit length of each non-negative int64 (0 for 0), as int64: a binary search of six
-    shifts, the same on every backend.
+    """Bit length of each non-negative int64 (0 for 0), as int64, exactly.
 
-    >>> bit_length(np_xp, np.array([0, 1, 2, 3, 255, 256, 2**62])).tolist()
-    [0, 1, 2, 2, 8, 9, 63]
+    Each 32-bit half is exact in float64, whose exponent (``frexp``) is its bit length; the
+    array API has no ``frexp``, so NumPy's or torch's own is used (the same function).
+
+    >>> bit_length(np_xp, np.array([0, 1, 2, 3, 255, 256, 2**53 + 1, 2**63 - 1])).tolist()
+    [0, 1, 2, 2, 8, 9, 54, 63]
     """
     v = int64(xp, v)
-    n = xp.zeros_like(v)
-    for s in (32, 16, 8, 4, 2, 1):
-        high = v >> s
-        found = high != 0
-        n = xp.where(found, n + s, n)
-        v = xp.where(found, high, v)
-    return n + xp.astype(v != 0, xp.int64)
+    if is_numpy(xp):
+        frexp = np.frexp
+    else:
+        import torch  # loaded already: v is a tensor
+
+        frexp = torch.frexp
+    high = v >> 32
+    n_high = xp.astype(frexp(xp.astype(high, xp.float64))[1], xp.int64)
+    n_low = xp.astype(frexp(xp.astype(v & 0xFFFFFFFF, xp.float64))[1], xp.int64)
+    return xp.where(high > 0, n_high + 32, n_low)

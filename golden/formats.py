@@ -199,14 +199,17 @@ class FixFormat:
                 )
         return xp.astype(scaled, xp.int64)
 
-    def decode(self, codes, dtype=None) -> np.ndarray:
+    def decode(self, codes, dtype=None, *, checked: bool = False) -> np.ndarray:
         """Real values of codes (exact: every code of a format up to 48 bits is a float64).
 
         ``dtype`` (a floating dtype of the codes' library, default float64): the float64
-        values cast to it (float32 directly, with the same single rounding).
+        values cast to it (float32 directly, with the same single rounding). ``checked``:
+        the codes are an int64 array already known to lie in the format (a model's output),
+        so the range check is skipped.
         """
         xp = namespace(codes)
-        codes = self.check_codes(codes)
+        if not checked:
+            codes = self.check_codes(codes)
         if dtype is None or dtype == xp.float64:
             return xp.astype(codes, xp.float64) * 2.0**-self.frac_bits
         if dtype == xp.float32:

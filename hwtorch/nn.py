@@ -561,10 +561,11 @@ class MacLinear(torch.nn.Module):
 
 
 def _decoded(fmt: FixFormat, codes: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Codes as reals of ``dtype`` (each rounded once, as float64 then a cast would give)."""
+    """An emulate's output codes as reals of ``dtype`` (each rounded once, as float64 then a
+    cast would give; the codes are in ``fmt`` by the model's contract)."""
     if not dtype.is_floating_point:
-        return fmt.decode(codes).to(dtype)
-    return fmt.decode(codes, dtype=dtype)
+        return fmt.decode(codes, checked=True).to(dtype)
+    return fmt.decode(codes, dtype=dtype, checked=True)
 
 
 def _real(x):

@@ -21,6 +21,7 @@ from golden import (  # noqa: E402
     softmax,
     softmax_base,
 )
+from golden.arrays import bit_length, namespace  # noqa: E402
 from golden.formats import (  # noqa: E402
     FixFormat,
     PositFormat,
@@ -118,6 +119,16 @@ def test_posit_format_equals_numpy(dev, fmt):
     assert _same(fmt.encode(x), fmt.encode(_t(x, dev)), dev)
     values = fmt.decode(_t(fmt.all_codes(), dev))
     assert np.array_equal(values.cpu().numpy(), fmt.decode(fmt.all_codes()), equal_nan=True)
+
+
+def test_bit_length_is_exact(dev):
+    rng = np.random.default_rng(8)
+    v = np.concatenate(
+        [rng.integers(0, 2**63 - 1, 20000), 2 ** np.arange(63), 2 ** np.arange(1, 63) - 1, [0]]
+    ).astype(np.int64)
+    expected = np.array([int(x).bit_length() for x in v.tolist()])
+    assert np.array_equal(bit_length(namespace(v), v), expected)
+    assert _same(expected, bit_length(namespace(_t(v, dev)), _t(v, dev)), dev)
 
 
 # -- the operators -----------------------------------------------------------------------------

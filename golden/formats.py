@@ -210,12 +210,12 @@ class FixFormat:
         xp = namespace(codes)
         if not checked:
             codes = self.check_codes(codes)
-        if dtype is None or dtype == xp.float64:
-            return xp.astype(codes, xp.float64) * 2.0**-self.frac_bits
-        if dtype == xp.float32:
+        if dtype is None or dtype == xp.float64 or dtype == xp.float32:
             # an integer rounded to float32 and then scaled by a power of two is exact there
             # (no overflow, no underflow: codes are below 2**48, multiples of 2**-48)
-            return xp.astype(codes, dtype) * 2.0**-self.frac_bits
+            real = xp.astype(codes, xp.float64 if dtype is None else dtype, copy=True)
+            real *= 2.0**-self.frac_bits  # in place: a new array, one pass less to allocate
+            return real
         return xp.astype(xp.astype(codes, xp.float64) * 2.0**-self.frac_bits, dtype)
 
     def check_codes(self, codes, what: str = "code") -> np.ndarray:
@@ -439,15 +439,19 @@ def shift_round_half_up(v, shift) -> np.ndarray:
         shift = int(shift)
         if shift <= 0:
             return v << -shift
-        return (v + (1 << (shift - 1))) >> shift
+        out = v + (1 << (shift - 1))
+        out >>= shift  # in place on the new array
+        return out
     # per-element shifts: a left shift by max(-shift, 0), then half an LSB added and a right
     # shift by max(shift, 0); the shift-sized terms are formed once (often one per row)
     shift = int64(xp, shift, v)
     right = xp.clip(shift, 0, None)
-    half = xp.where(shift > 0, xp.ones_like(shift) << xp.clip(shift - 1, 0, None), 0)
+    half = (1 << right) >> 1  # 2**(shift - 1), 0 where shift <= 0
     if xp.any(shift < 0):  # (a pass over the shifts, saving one over the elements)
         v = v << xp.clip(-shift, 0, None)
-    return (v + half) >> right
+    out = v + half
+    out >>= right  # in place on the new array
+    return out
 
 
 def shift_round_half_even(v, shift: int) -> np.ndarray:

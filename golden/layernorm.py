@@ -260,15 +260,14 @@ def _row_constants(p: LayerNormParams, x):
     s2 = xp.sum(rows * rows, axis=1)  # < 2^(2 width - 2) * max_len: int64 for 16-bit input
     h = d * s2 - s1 * s1 + high  # >= high >= 0 (Cauchy-Schwarz)
     n_bits = xp.where(h > 0, bit_length(xp, h) + g, low.bit_length())
-    k = (n_bits - 1) // 2  # W = 2^(2k) m, m in [1, 4)
+    k = (n_bits - 1) >> 1  # W = 2^(2k) m, m in [1, 4)
     shift = 2 * k - f
-    # m = W >> shift (f fractional bits, truncated) or W << -shift: H's part plus L's part
-    # (which is 0 where shift >= G); every part selected is below 2^(f + 2)
-    h_part = xp.where(
-        shift >= g, h >> xp.clip(shift - g, 0, None), h << xp.clip(g - shift, 0, None)
-    )
-    lo = xp.full_like(h, low)
-    l_part = xp.where(shift >= 0, lo >> xp.clip(shift, 0, None), lo << xp.clip(-shift, 0, None))
+    # m = W >> shift (f fractional bits, truncated) or W << -shift, as H's part plus L's part
+    # (0 where shift >= G), each part a shift left by max(-s, 0) and right by max(s, 0):
+    # both below 2^(f + 2), so neither overflows
+    h_shift = shift - g
+    h_part = (h << xp.clip(-h_shift, 0, None)) >> xp.clip(h_shift, 0, None)
+    l_part = (low << xp.clip(-shift, 0, None)) >> xp.clip(shift, 0, None)
     y = rsqrt(p, h_part + l_part)
     return (d * y)[:, None], (s1 * y)[:, None], k[:, None]
 
@@ -291,10 +290,11 @@ def emulate(p: LayerNormParams, codes, gamma_codes=None, beta_codes=None) -> np.
     beta = _affine(p.beta_fmt, beta_codes, d, "beta")
     xp = namespace(x)
     a, b, k = _row_constants(p, x)
-    prod = xp.reshape(x, (-1, d)) * a - b  # (D X - S1) y, exact
+    prod = xp.reshape(x, (-1, d)) * a
+    prod -= b  # (D X - S1) y, exact
     # (D X - S1) 2^-F / sqrt(W 2^-(2F+G)) = prod 2^(G/2 - k - rsqrt_frac): to norm_fmt units
     fz = p.norm_fmt.frac_bits
-    shift = k + p.rsqrt_fmt.frac_bits - p.eps_extra_bits // 2 - fz
+    shift = k + (p.rsqrt_fmt.frac_bits - p.eps_extra_bits // 2 - fz)
     z = saturate(shift_round_half_up(prod, shift), p.norm_fmt)
     frac = fz
     acc = z

@@ -385,7 +385,7 @@ def emulate(p: SoftmaxParams, codes) -> np.ndarray:
     k = bit_length(xp, s) - 1
     m = xp.where(k >= fm, s >> xp.clip(k - fm, 0, None), s << xp.clip(fm - k, 0, None))
     y = recip(p, m)
-    shift = p.recip_fmt.frac_bits + k - p.out_fmt.frac_bits
+    shift = k + (p.recip_fmt.frac_bits - p.out_fmt.frac_bits)
     return saturate(shift_round_half_up(e * y, shift), p.out_fmt)
 
 

@@ -302,7 +302,7 @@ def emulate(p: LayerNormParams, codes, gamma_codes=None, beta_codes=None) -> np.
         acc = z * gamma[None, :]
         frac = fz + p.gamma_fmt.frac_bits
     if beta is not None:
-        acc = acc + (beta[None, :] << (frac - p.beta_fmt.frac_bits))
+        acc += beta[None, :] << (frac - p.beta_fmt.frac_bits)  # in place: acc is ours
     y = shift_round_half_up(acc, frac - p.out_fmt.frac_bits)
     return xp.reshape(saturate(y, p.out_fmt), x.shape)
 

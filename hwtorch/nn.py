@@ -2,8 +2,14 @@
 
 Each module quantizes its input to the block's input format, runs the operator's integer
 ``emulate`` (bit-exact with the RTL) and dequantizes the result, so what a model computes with
-these modules is what the hardware would compute. They are for evaluation: the forward pass runs
-in NumPy on the CPU and returns a tensor without autograd history.
+these modules is what the hardware would compute. They are for evaluation: the result has no
+autograd history.
+
+Backends: the golden models run on torch tensors as they run on NumPy arrays (one source of
+numerics, :mod:`golden.arrays`), so the forward pass computes on the input tensor's device and
+in its dtype, with no copy to the host and back: a model moved to CUDA emulates on the GPU. The
+integer codes are the same as NumPy's on every device (tests/test_array_backends.py); the
+dequantized values are the float64 values rounded once to the input's dtype.
 
 Scale policy
 ------------

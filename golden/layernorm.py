@@ -264,10 +264,11 @@ def _row_constants(p: LayerNormParams, x):
     shift = 2 * k - f
     # m = W >> shift (f fractional bits, truncated) or W << -shift, as H's part plus L's part
     # (0 where shift >= G), each part a shift left by max(-s, 0) and right by max(s, 0):
-    # both below 2^(f + 2), so neither overflows
+    # both below 2^(f + 2), so neither overflows; right shifts stop at 63, where every
+    # non-negative int64 is already 0 (shifts past the width are not defined everywhere)
     h_shift = shift - g
-    h_part = (h << xp.clip(-h_shift, 0, None)) >> xp.clip(h_shift, 0, None)
-    l_part = (low << xp.clip(-shift, 0, None)) >> xp.clip(shift, 0, None)
+    h_part = (h << xp.clip(-h_shift, 0, None)) >> xp.clip(h_shift, 0, 63)
+    l_part = (low << xp.clip(-shift, 0, None)) >> xp.clip(shift, 0, 63)
     y = rsqrt(p, h_part + l_part)
     return (d * y)[:, None], (s1 * y)[:, None], k[:, None]
 

@@ -229,6 +229,13 @@ def rsqrt(p: LayerNormParams, m) -> np.ndarray:
     lo, hi = extrema(xp, m) if size(m) else (one, one)
     if lo < one or hi >= 4 * one:
         raise ValueError("rsqrt takes mantissas in [1, 4)")
+    return _rsqrt(p, m)
+
+
+def _rsqrt(p: LayerNormParams, m):
+    """:func:`rsqrt` of int64 mantissas known to lie in [1, 4) (the row unit's own m)."""
+    xp = namespace(m)
+    f = p.rsqrt_fmt.frac_bits
     idx = (m >> (f - (p.rsqrt_bits - 1))) - (1 << (p.rsqrt_bits - 1))
     y = lookup(xp, tables(p).rsqrt, idx)
     for _ in range(p.newton_steps):
@@ -269,7 +276,7 @@ def _row_constants(p: LayerNormParams, x):
     h_shift = shift - g
     h_part = (h << xp.clip(-h_shift, 0, None)) >> xp.clip(h_shift, 0, 63)
     l_part = (low << xp.clip(-shift, 0, None)) >> xp.clip(shift, 0, 63)
-    y = rsqrt(p, h_part + l_part)
+    y = _rsqrt(p, h_part + l_part)  # m in [1, 4) by construction
     return (d * y)[:, None], (s1 * y)[:, None], k[:, None]
 
 

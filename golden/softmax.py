@@ -304,12 +304,19 @@ def recip(p: SoftmaxParams, m) -> np.ndarray:
     """
     xp = namespace(m)
     m = int64(xp, m)
-    fm, fy = p.poly_fmt.frac_bits, p.recip_fmt.frac_bits
+    fm = p.poly_fmt.frac_bits
     one_m = 1 << fm
     lo, hi = extrema(xp, m) if size(m) else (one_m, one_m)
     if lo < one_m or hi >= 2 * one_m:
         raise ValueError("recip takes mantissas in [1, 2)")
-    idx = (m - one_m) >> (fm - p.recip_bits)
+    return _recip(p, m)
+
+
+def _recip(p: SoftmaxParams, m):
+    """:func:`recip` of int64 mantissas known to lie in [1, 2) (the datapath's own Q and m)."""
+    xp = namespace(m)
+    fm, fy = p.poly_fmt.frac_bits, p.recip_fmt.frac_bits
+    idx = (m - (1 << fm)) >> (fm - p.recip_bits)
     y = lookup(xp, tables(p).recip, idx)
     for _ in range(p.newton_steps):
         my = shift_round_half_up(m * y, fm)  # m * y in recip_fmt, close to 1
@@ -340,7 +347,7 @@ def _exp(p: SoftmaxParams, t) -> np.ndarray:
             t2 = xp.zeros_like(t1)
         num = (1 << fp) - t1 + t2
         den = (1 << fp) + t1 + t2
-        value, frac = num * recip(p, den), fp + fy
+        value, frac = num * _recip(p, den), fp + fy  # den = Q in [1, 1.39)
     # 2^-z times that, rounded once to exp_fmt; entries past the flush limit are 0
     flushed = z > p.flush_shift
     e = saturate(shift_round_half_up(value, frac - fe + xp.where(flushed, 0, z)), p.exp_fmt)
@@ -384,7 +391,7 @@ def emulate(p: SoftmaxParams, codes) -> np.ndarray:
     fm = p.poly_fmt.frac_bits
     k = bit_length(xp, s) - 1
     m = xp.where(k >= fm, s >> xp.clip(k - fm, 0, None), s << xp.clip(fm - k, 0, None))
-    y = recip(p, m)
+    y = _recip(p, m)  # m in [1, 2) by construction
     shift = k + (p.recip_fmt.frac_bits - p.out_fmt.frac_bits)
     return saturate(shift_round_half_up(e * y, shift), p.out_fmt)
 

@@ -1,9 +1,13 @@
 """Number formats shared by every operator: fixed point now, posits later.
 
 A format is a small immutable object that maps real numbers to the integer *codes* the hardware
-sees and back. Codes are always NumPy ``int64`` arrays holding the value of the word as a
+sees and back. Codes are always ``int64`` arrays holding the value of the word as a
 two's-complement (signed formats) or plain binary (unsigned formats) integer, so that
 ``decode(code) == code * 2**-frac_bits`` exactly.
+
+Every conversion and helper here takes NumPy arrays (and lists, numbers) or PyTorch tensors on
+any device and answers in the same library on the same device (:mod:`golden.arrays`); the
+results are the same integers and the same float64 values either way.
 
 The rounding helpers at the bottom are the only places where the project rounds; golden models
 call them so that rounding and its tie cases are defined once.
@@ -15,7 +19,10 @@ import functools
 import re
 from dataclasses import dataclass
 
+import array_api_compat
 import numpy as np
+
+from .arrays import extrema, int64, is_numpy, lookup, namespace, on_device, size
 
 __all__ = [
     "FixFormat",
@@ -166,31 +173,59 @@ class FixFormat:
         >>> f.encode([100.0, -100.0]).tolist()
         [7, -8]
         """
-        x = np.asarray(x, dtype=np.float64)
-        if np.isnan(x).any():
+        xp = namespace(x)
+        # float32 values of a format up to 23 bits wide are encoded in float32: the range
+        # bounds and every code are float32 numbers, so clipping, scaling by a power of two
+        # and rounding are exact there as in float64 (the same codes, half the memory traffic)
+        if not (self.width <= 23 and _is_float32(xp, x)):
+            x = _float64(xp, x)
+        # clamp first, so that huge values and infinities cannot overflow the scaling: to the
+        # range when saturating (rounding a value in range stays in range), one step beyond
+        # it otherwise (enough to be reported); scaling by a power of two is exact, round()
+        # is half to even in NumPy and torch alike
+        if saturate:
+            lo, hi = self.min_value, self.max_value
+        else:
+            lo, hi = self.min_value - 1.0, self.max_value + 1.0
+        scaled = xp.round(xp.clip(x, lo, hi) * 2.0**self.frac_bits)
+        if xp.isnan(xp.sum(scaled)):  # finite after the clamp unless NaN
             raise ValueError(f"cannot encode NaN into {self}")
-        # clamp first (one step beyond the range is enough to saturate or be reported) so
-        # that huge values and infinities cannot overflow the scaling
-        lo, hi = self.min_value - 1.0, self.max_value + 1.0
-        scaled = np.rint(np.ldexp(np.clip(x, lo, hi), self.frac_bits))  # rint: half to even
         if not saturate:
             bad = (scaled < self.min_code) | (scaled > self.max_code)
-            if bad.any():
+            if xp.any(bad):
                 raise ValueError(
-                    f"value {float(x[bad].flat[0])!r} is outside {self} "
+                    f"value {float(xp.reshape(x[bad], (-1,))[0])!r} is outside {self} "
                     f"[{self.min_value}, {self.max_value}]; use a wider format or saturate=True"
                 )
-        return np.clip(scaled, self.min_code, self.max_code).astype(np.int64)
+        return xp.astype(scaled, xp.int64)
 
-    def decode(self, codes) -> np.ndarray:
-        """Real values of codes (exact: every code of a format up to 48 bits is a float64)."""
-        return np.ldexp(self.check_codes(codes).astype(np.float64), -self.frac_bits)
+    def decode(self, codes, dtype=None, *, checked: bool = False) -> np.ndarray:
+        """Real values of codes (exact: every code of a format up to 48 bits is a float64).
+
+        ``dtype`` (a floating dtype of the codes' library, default float64): the float64
+        values cast to it (float32 directly, with the same single rounding). ``checked``:
+        the codes are an int64 array already known to lie in the format (a model's output),
+        so the range check is skipped.
+        """
+        xp = namespace(codes)
+        if not checked:
+            codes = self.check_codes(codes)
+        if dtype is None or dtype == xp.float64 or dtype == xp.float32:
+            # an integer rounded to float32 and then scaled by a power of two is exact there
+            # (no overflow, no underflow: codes are below 2**48, multiples of 2**-48)
+            real = xp.astype(codes, xp.float64 if dtype is None else dtype, copy=True)
+            real *= 2.0**-self.frac_bits  # in place: a new array, one pass less to allocate
+            return real
+        return xp.astype(xp.astype(codes, xp.float64) * 2.0**-self.frac_bits, dtype)
 
     def check_codes(self, codes, what: str = "code") -> np.ndarray:
         """Return ``codes`` as int64, raising a one-line error if any is outside the format."""
-        arr = np.asarray(codes)
-        integral = arr.dtype.kind in "iu" or (
-            arr.dtype.kind == "f" and bool(np.all(np.isfinite(arr) & (arr == np.rint(arr))))
+        xp = namespace(codes)
+        arr = codes if not is_numpy(xp) else np.asarray(codes)
+        is_int = xp.isdtype(arr.dtype, "integral")
+        integral = is_int or (
+            xp.isdtype(arr.dtype, "real floating")
+            and bool(xp.all(xp.isfinite(arr) & (arr == xp.round(arr))))
         )
         if not integral:
             raise TypeError(
@@ -198,14 +233,15 @@ class FixFormat:
                 f"use {self!s}.encode() to quantize real numbers"
             )
         # range check in the array's own type, before any cast could wrap or overflow
-        bad = (arr < self.min_code) | (arr > self.max_code)
-        if bad.any():
-            first = arr[bad].flat[0]
+        lo, hi = extrema(xp, arr) if size(arr) else (0, 0)
+        if lo < self.min_code or hi > self.max_code:
+            bad = (arr < self.min_code) | (arr > self.max_code)
+            first = xp.reshape(arr[bad], (-1,))[0]
             raise ValueError(
-                f"{what} {int(first) if arr.dtype.kind in 'iu' else float(first)!r} is outside "
+                f"{what} {int(first) if is_int else float(first)!r} is outside "
                 f"{self} ({self.min_code}..{self.max_code}); pass raw codes of that format"
             )
-        return arr.astype(np.int64)
+        return xp.astype(arr, xp.int64, copy=is_numpy(xp))
 
     def to_bits(self, codes) -> np.ndarray:
         """Codes as the unsigned bit patterns on the wire (two's complement for signed)."""
@@ -213,12 +249,13 @@ class FixFormat:
 
     def from_bits(self, bits) -> np.ndarray:
         """Inverse of :meth:`to_bits`: read unsigned bit patterns of ``width`` bits as codes."""
-        bits = np.asarray(bits)
-        if bits.dtype.kind not in "iu" or ((bits < 0) | (bits >= 1 << self.width)).any():
+        xp = namespace(bits)
+        bits = bits if not is_numpy(xp) else np.asarray(bits)
+        if not xp.isdtype(bits.dtype, "integral") or xp.any((bits < 0) | (bits >= 1 << self.width)):
             raise ValueError(f"bit patterns must be {self.width}-bit unsigned integers")
-        bits = bits.astype(np.int64)
+        bits = xp.astype(bits, xp.int64)
         if self.signed:
-            bits = np.where(bits >> (self.width - 1) != 0, bits - (1 << self.width), bits)
+            bits = xp.where(bits >> (self.width - 1) != 0, bits - (1 << self.width), bits)
         return bits
 
 
@@ -287,16 +324,17 @@ class PositFormat:
 
     def decode(self, codes) -> np.ndarray:
         """Real values of patterns (NaR -> NaN); raises for codes outside 0 .. 2**n - 1."""
-        arr = np.asarray(codes)
-        if arr.dtype.kind not in "iu":
+        xp = namespace(codes)
+        arr = codes if not is_numpy(xp) else np.asarray(codes)
+        if not xp.isdtype(arr.dtype, "integral"):
             raise TypeError(f"posit codes must be integer bit patterns, not {arr.dtype} values")
         bad = (arr < 0) | (arr >= 1 << self.n)
-        if bad.any():
+        if xp.any(bad):
             raise ValueError(
-                f"code {int(arr[bad].flat[0])} is not a {self.n}-bit pattern of {self}; "
-                f"pass 0 .. {(1 << self.n) - 1}"
+                f"code {int(xp.reshape(arr[bad], (-1,))[0])} is not a {self.n}-bit pattern of "
+                f"{self}; pass 0 .. {(1 << self.n) - 1}"
             )
-        return self._table()[arr.astype(np.int64)]
+        return lookup(xp, self._table(), xp.astype(arr, xp.int64))
 
     def encode(self, x) -> np.ndarray:
         """Round reals to patterns: nearest, ties to the even pattern, in the standard's sense.
@@ -310,23 +348,28 @@ class PositFormat:
         >>> PositFormat(4, 1).encode([3.0, 5.0, 8.0, 9.0, 100.0, 1e-9, -1.0]).tolist()
         [6, 6, 6, 7, 7, 1, 12]
         """
-        x = np.asarray(x, dtype=np.float64)
-        if np.isnan(x).any():
+        xp = namespace(x)
+        x = _float64(xp, x)
+        if xp.any(xp.isnan(x)):
             raise ValueError(f"cannot encode NaN into {self}; posit NaR is not a rounding result")
         values, bounds = self._rounding_points()
-        mag = np.abs(x)
-        # index of the positive pattern 1 .. nar-1: count boundaries below |x|
-        idx = np.searchsorted(bounds, mag, side="left")  # bounds[i] separates i+1 and i+2
-        code = idx + 1
+        mag = xp.abs(x)
         if len(bounds):
-            tie = (idx < len(bounds)) & (mag == bounds[np.minimum(idx, len(bounds) - 1)])
+            # index of the positive pattern 1 .. nar-1: count boundaries below |x|
+            on = on_device(xp, bounds, x)
+            idx = xp.astype(xp.searchsorted(on, mag, side="left"), xp.int64)
+            code = idx + 1  # bounds[i] separates i+1 and i+2
+            tie = (idx < len(bounds)) & (
+                mag == lookup(xp, bounds, xp.clip(idx, None, len(bounds) - 1))
+            )
         else:  # posit<2, es> has a single positive value: no boundaries, no ties
-            tie = np.zeros(mag.shape, dtype=bool)
+            code = xp.ones(mag.shape, dtype=xp.int64, device=array_api_compat.device(mag))
+            tie = code == 0
         # at a tie the lower neighbour is `code`, the upper `code + 1`: take the even pattern
-        code = np.where(tie & (code % 2 == 1), code + 1, code)
-        code = np.where(mag == 0, 0, code)
+        code = xp.where(tie & (code % 2 == 1), code + 1, code)
+        code = xp.where(mag == 0, 0, code)
         negative = x < 0
-        return np.where(negative, (-code) & ((1 << self.n) - 1), code).astype(np.int64)
+        return xp.astype(xp.where(negative, (-code) & ((1 << self.n) - 1), code), xp.int64)
 
     def _rounding_points(self) -> tuple[np.ndarray, np.ndarray]:
         return _posit_rounding_points(self.n, self.es)
@@ -390,17 +433,25 @@ def shift_round_half_up(v, shift) -> np.ndarray:
     >>> shift_round_half_up([6, 6, 6], [2, 0, -1]).tolist()
     [2, 6, 12]
     """
-    v = np.asarray(v, dtype=np.int64)
-    if np.ndim(shift) == 0:
+    xp = namespace(v, shift)
+    v = int64(xp, v, shift)
+    if (shift.ndim if array_api_compat.is_array_api_obj(shift) else np.ndim(shift)) == 0:
         shift = int(shift)
         if shift <= 0:
             return v << -shift
-        return (v + (1 << (shift - 1))) >> shift
-    shift = np.asarray(shift, dtype=np.int64)
-    right = np.maximum(shift, 1)
-    return np.where(
-        shift > 0, (v + (np.int64(1) << (right - 1))) >> right, v << np.maximum(-shift, 0)
-    )
+        out = v + (1 << (shift - 1))
+        out >>= shift  # in place on the new array
+        return out
+    # per-element shifts: a left shift by max(-shift, 0), then half an LSB added and a right
+    # shift by max(shift, 0); the shift-sized terms are formed once (often one per row)
+    shift = int64(xp, shift, v)
+    right = xp.clip(shift, 0, None)
+    half = (1 << right) >> 1  # 2**(shift - 1), 0 where shift <= 0
+    if xp.any(shift < 0):  # (a pass over the shifts, saving one over the elements)
+        v = v << xp.clip(-shift, 0, None)
+    out = v + half
+    out >>= right  # in place on the new array
+    return out
 
 
 def shift_round_half_even(v, shift: int) -> np.ndarray:
@@ -409,14 +460,15 @@ def shift_round_half_even(v, shift: int) -> np.ndarray:
     >>> shift_round_half_even([2, 6, 10, -2, -6, 5], 2).tolist()  # 0.5 1.5 2.5 -0.5 -1.5 1.25
     [0, 2, 2, 0, -2, 1]
     """
-    v = np.asarray(v, dtype=np.int64)
+    xp = namespace(v)
+    v = int64(xp, v)
     if shift <= 0:
         return v << -shift
     q = v >> shift
     rem = v - (q << shift)
     half = 1 << (shift - 1)
     up = (rem > half) | ((rem == half) & ((q & 1) == 1))
-    return q + up.astype(np.int64)
+    return q + xp.astype(up, xp.int64)
 
 
 def saturate(v, fmt: FixFormat) -> np.ndarray:
@@ -425,4 +477,17 @@ def saturate(v, fmt: FixFormat) -> np.ndarray:
     >>> saturate([-200, 5, 200], FixFormat(4, 4)).tolist()
     [-128, 5, 127]
     """
-    return np.clip(np.asarray(v, dtype=np.int64), fmt.min_code, fmt.max_code)
+    xp = namespace(v)
+    return xp.clip(int64(xp, v), fmt.min_code, fmt.max_code)
+
+
+def _is_float32(xp, x) -> bool:
+    dtype = getattr(x, "dtype", None)
+    return dtype is not None and dtype == (np.float32 if is_numpy(xp) else xp.float32)
+
+
+def _float64(xp, x):
+    """Real values as a float64 array of ``xp`` (float32 and integers convert exactly)."""
+    if is_numpy(xp):
+        return np.asarray(x, dtype=np.float64)
+    return x if x.dtype == xp.float64 else xp.astype(x, xp.float64)

@@ -77,6 +77,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtr
 
+from .arrays import int64, lookup, namespace, on_device, size
 from .formats import FixFormat, saturate
 from .params import ParamsBase, Workload, check_enum, check_fix, check_int
 
@@ -540,7 +541,7 @@ def _halves(p: GeluParams) -> tuple[int, int]:
 def _combine(p: GeluParams, x, n) -> np.ndarray:
     """The output before saturation: ReLU(x) plus N (G bits), rounded to out_frac."""
     g, h = p.acc_frac, max(p.acc_frac, p.in_fmt.frac_bits, p.out_fmt.frac_bits)
-    relu = np.maximum(x, 0) << (h - p.in_fmt.frac_bits)
+    relu = namespace(x).clip(x, 0, None) << (h - p.in_fmt.frac_bits)
     return (relu + (n << (h - g)) + _halves(p)[1]) >> (h - p.out_fmt.frac_bits)
 
 
@@ -644,10 +645,10 @@ def emulate(p: GeluParams, codes) -> np.ndarray:
     Vectorised over any array shape. Raises ``ValueError`` for codes outside ``in_fmt``.
     """
     x = p.in_fmt.check_codes(codes, "gelu input code")
-    if x.size > _LUT_THRESHOLD and p.in_fmt.width <= 20:
+    if size(x) > _LUT_THRESHOLD and p.in_fmt.width <= 20:
         # large arrays: every code's result evaluated once by the datapath below, then looked
         # up (the same function of one code; a DeiT forward pass has millions of elements)
-        return _all_codes(p)[x - p.in_fmt.min_code]
+        return lookup(namespace(x), _all_codes(p), x - p.in_fmt.min_code)
     return datapath(p, x, tables(p))
 
 
@@ -668,35 +669,38 @@ def _datapath(p: GeluParams, x: np.ndarray) -> np.ndarray:
 
 def row_of(p: GeluParams, t: GeluTables, x) -> np.ndarray:
     """The table row each input code reads (-1: none, the grid's tail)."""
-    m = np.abs(np.asarray(x, dtype=np.int64))
+    xp = namespace(x)
+    m = xp.abs(int64(xp, x))
     if t.breakpoints is Breakpoints.GRID:
-        return np.where(m < t.limit, m >> t.offset_bits, -1)
-    return np.searchsorted(t.starts[1:], m, side="right")
+        return xp.where(m < t.limit, m >> t.offset_bits, -1)
+    bounds = on_device(xp, t.starts, m)[1:]
+    return xp.astype(xp.searchsorted(bounds, m, side="right"), xp.int64)
 
 
 def datapath(p: GeluParams, x: np.ndarray, t: GeluTables, *, clip: bool = True) -> np.ndarray:
     """The hardware's integer datapath on checked ``in_fmt`` codes with tables ``t`` (``clip``:
     saturate to ``out_fmt``, as the hardware does)."""
-    x = np.asarray(x, dtype=np.int64)
+    xp = namespace(x)
+    x = int64(xp, x)
     row = row_of(p, t, x)
-    m = np.abs(x)
+    m = xp.abs(x)
     tail = row < 0
-    row = np.maximum(row, 0)
+    row = xp.clip(row, 0, None)
     if t.breakpoints is Breakpoints.GRID:
         d = m & ((1 << t.offset_bits) - 1)
     else:  # wraps only in the flat last piece, whose terms are zero
-        d = (m - t.starts[t.row_piece[row]]) & ((1 << t.offset_bits) - 1)
-    n = t.rom_icpt[row]
+        d = (m - lookup(xp, t.starts, lookup(xp, t.row_piece, row))) & ((1 << t.offset_bits) - 1)
+    n = lookup(xp, t.rom_icpt, row)
     fields = row_terms(p, t)
     k0 = p.acc_frac - p.in_fmt.frac_bits - p.slope_fmt.frac_bits
     if p.slope_mode is SlopeMode.MULT:
-        n = n + _shift(fields[row] * d, k0)
+        n = n + _shift(lookup(xp, fields, row) * d, k0)
     else:
         for nonzero, complement, shift in fields:
-            k = shift[row]
-            mag = np.where(k >= 0, d << np.maximum(k, 0), d >> np.maximum(-k, 0))
-            n = n + nonzero[row] * np.where(complement[row] == 1, ~mag, mag)
-    n = np.where(tail, t.half, n)
+            k = lookup(xp, shift, row)
+            mag = xp.where(k >= 0, d << xp.clip(k, 0, None), d >> xp.clip(-k, 0, None))
+            n = n + lookup(xp, nonzero, row) * xp.where(lookup(xp, complement, row) == 1, ~mag, mag)
+    n = xp.where(tail, t.half, n)
     y = _combine(p, x, n)
     return saturate(y, p.out_fmt) if clip else y
 

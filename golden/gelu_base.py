@@ -64,6 +64,7 @@ from scipy.optimize import linprog
 from scipy.special import ndtr
 
 from . import gelu as pwl
+from .arrays import int64, lookup, namespace
 from .formats import FixFormat, saturate, shift_round_half_up
 from .params import ParamsBase, check_enum, check_fix, check_int
 
@@ -253,7 +254,8 @@ def mul_round(a, b, shift: int) -> np.ndarray:
     >>> mul_round([3, 3, -3, -3, 5], [1, 2, 1, 2, 1], 2).tolist()  # .75 1.5 -.75 -1.5 1.25
     [1, 2, -1, -1, 1]
     """
-    return shift_round_half_up(np.asarray(a, dtype=np.int64) * np.asarray(b, dtype=np.int64), shift)
+    xp = namespace(a, b)
+    return shift_round_half_up(int64(xp, a, b) * int64(xp, b, a), shift)
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
@@ -328,7 +330,8 @@ def _emulate_table(p: GeluBaseParams, x: np.ndarray) -> np.ndarray:
     rom = tables(p)
     idx, in_range, above = _table_index(p, x)
     addr = idx & ((1 << p.addr_fmt.width) - 1)
-    return np.where(in_range, rom.entries[addr], np.where(above, _asymptote(p, x), 0))
+    xp = namespace(x)
+    return xp.where(in_range, lookup(xp, rom.entries, addr), xp.where(above, _asymptote(p, x), 0))
 
 
 # -- polynomial ------------------------------------------------------------------------------
@@ -352,18 +355,19 @@ def _minimax(t: np.ndarray, f: np.ndarray, degree: int) -> np.ndarray:
 
 def _horner(p: GeluBaseParams, coefs: np.ndarray, x: np.ndarray):
     """Integer Horner evaluation: (phi codes, every partial sum h) of input codes x."""
-    a = np.abs(x)
+    xp = namespace(x)
+    a = xp.abs(x)
     k = p.seg_shift
-    seg = np.minimum(a >> k, p.segments)
+    seg = xp.clip(a >> k, None, p.segments)
     t = a & ((1 << k) - 1)
-    c = coefs[seg]
-    h = c[..., p.degree]
+    # coefficient j of each element's segment: column j of the table, looked up
+    h = lookup(xp, np.ascontiguousarray(coefs[:, p.degree]), seg)
     partial = [h]
     for j in range(p.degree - 1, -1, -1):
-        h = c[..., j] + mul_round(t, h, p.in_fmt.frac_bits)
+        h = lookup(xp, np.ascontiguousarray(coefs[:, j]), seg) + mul_round(t, h, p.in_fmt.frac_bits)
         partial.append(h)
     one = 1 << p.coef_fmt.frac_bits
-    phi_wide = np.where(x < 0, h, one - h)
+    phi_wide = xp.where(x < 0, h, one - h)
     phi = saturate(
         shift_round_half_up(phi_wide, p.coef_fmt.frac_bits - p.phi_fmt.frac_bits), p.phi_fmt
     )

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .arrays import bit_length, extrema, int64, lookup, namespace, size
 from .formats import FixFormat, saturate, shift_round_half_up
 from .params import ParamsBase, Workload, check_fix, check_int
 
@@ -221,13 +222,22 @@ def rsqrt(p: LayerNormParams, m) -> np.ndarray:
 
     Each step y <- y (3 - m y^2) / 2 with every product rounded half up to ``rsqrt_fmt``.
     """
-    m = np.asarray(m, dtype=np.int64)
+    xp = namespace(m)
+    m = int64(xp, m)
     f = p.rsqrt_fmt.frac_bits
     one = 1 << f
-    if ((m < one) | (m >= 4 * one)).any():
+    lo, hi = extrema(xp, m) if size(m) else (one, one)
+    if lo < one or hi >= 4 * one:
         raise ValueError("rsqrt takes mantissas in [1, 4)")
+    return _rsqrt(p, m)
+
+
+def _rsqrt(p: LayerNormParams, m):
+    """:func:`rsqrt` of int64 mantissas known to lie in [1, 4) (the row unit's own m)."""
+    xp = namespace(m)
+    f = p.rsqrt_fmt.frac_bits
     idx = (m >> (f - (p.rsqrt_bits - 1))) - (1 << (p.rsqrt_bits - 1))
-    y = tables(p).rsqrt[idx]
+    y = lookup(xp, tables(p).rsqrt, idx)
     for _ in range(p.newton_steps):
         y2 = shift_round_half_up(y * y, f)
         my2 = shift_round_half_up(m * y2, f)
@@ -235,23 +245,39 @@ def rsqrt(p: LayerNormParams, m) -> np.ndarray:
     return y
 
 
-def _row_constants(p: LayerNormParams, x: np.ndarray):
-    """Per row: A = D y, B = S1 y and k (W = 2^(2k) m), from exact integer statistics."""
+def _row_constants(p: LayerNormParams, x):
+    """Per row: A = D y, B = S1 y and k (W = 2^(2k) m), from exact integer statistics.
+
+    W = (D S2 - S1^2) 2^G + D^2 eps_code can exceed 64 bits, so it is held as two words,
+    W = H 2^G + L with H = D S2 - S1^2 + floor(D^2 eps_code / 2^G) and L < 2^G (L the same for
+    every row); its bit length and top bits m follow from H and L exactly.
+    """
+    xp = namespace(x)
     d = x.shape[-1]
-    f = p.rsqrt_fmt.frac_bits
-    rows = x.reshape(-1, d)
-    s1 = rows.sum(axis=1)  # |S1| < 2^(width - 1) * max_len: int64
-    s2 = (rows * rows).sum(axis=1)  # < 2^(2 width - 2) * max_len: int64 for 16-bit input
-    m_codes, ks = [], []
-    for r1, r2 in zip(s1.tolist(), s2.tolist(), strict=True):
-        # W can exceed 64 bits (D S2 2^G): Python integers, once per row
-        w = (d * r2 - r1 * r1) * (1 << p.eps_extra_bits) + d * d * p.eps_code
-        k = (w.bit_length() - 1) // 2  # W = 2^(2k) m, m in [1, 4)
-        shift = 2 * k - f
-        m_codes.append(w >> shift if shift >= 0 else w << -shift)  # f fractional bits, truncated
-        ks.append(k)
-    y = rsqrt(p, np.array(m_codes, dtype=np.int64))
-    return (d * y)[:, None], (s1 * y)[:, None], np.array(ks, dtype=np.int64)[:, None]
+    f, g = p.rsqrt_fmt.frac_bits, p.eps_extra_bits
+    high, low = divmod(d * d * p.eps_code, 1 << g)
+    top = max(-p.in_fmt.min_code, p.in_fmt.max_code)
+    if d * d * top * top + high >= 1 << 63:  # D S2 + high bounds H
+        raise ValueError(
+            f"layernorm rows of {d} {p.in_fmt} codes (eps={p.eps}) need statistics wider than "
+            f"64 bits; use a narrower in_fmt, shorter rows or fewer eps_extra_bits"
+        )
+    rows = xp.reshape(x, (-1, d))
+    s1 = xp.sum(rows, axis=1)  # |S1| < 2^(width - 1) * max_len: int64
+    s2 = xp.sum(rows * rows, axis=1)  # < 2^(2 width - 2) * max_len: int64 for 16-bit input
+    h = d * s2 - s1 * s1 + high  # >= high >= 0 (Cauchy-Schwarz)
+    n_bits = xp.where(h > 0, bit_length(xp, h) + g, low.bit_length())
+    k = (n_bits - 1) >> 1  # W = 2^(2k) m, m in [1, 4)
+    shift = 2 * k - f
+    # m = W >> shift (f fractional bits, truncated) or W << -shift, as H's part plus L's part
+    # (0 where shift >= G), each part a shift left by max(-s, 0) and right by max(s, 0):
+    # both below 2^(f + 2), so neither overflows; right shifts stop at 63, where every
+    # non-negative int64 is already 0 (shifts past the width are not defined everywhere)
+    h_shift = shift - g
+    h_part = (h << xp.clip(-h_shift, 0, None)) >> xp.clip(h_shift, 0, 63)
+    l_part = (low << xp.clip(-shift, 0, None)) >> xp.clip(shift, 0, 63)
+    y = _rsqrt(p, h_part + l_part)  # m in [1, 4) by construction
+    return (d * y)[:, None], (s1 * y)[:, None], k[:, None]
 
 
 def emulate(p: LayerNormParams, codes, gamma_codes=None, beta_codes=None) -> np.ndarray:
@@ -270,11 +296,13 @@ def emulate(p: LayerNormParams, codes, gamma_codes=None, beta_codes=None) -> np.
     d = x.shape[-1]
     gamma = _affine(p.gamma_fmt, gamma_codes, d, "gamma")
     beta = _affine(p.beta_fmt, beta_codes, d, "beta")
+    xp = namespace(x)
     a, b, k = _row_constants(p, x)
-    prod = x.reshape(-1, d) * a - b  # (D X - S1) y, exact
+    prod = xp.reshape(x, (-1, d)) * a
+    prod -= b  # (D X - S1) y, exact
     # (D X - S1) 2^-F / sqrt(W 2^-(2F+G)) = prod 2^(G/2 - k - rsqrt_frac): to norm_fmt units
     fz = p.norm_fmt.frac_bits
-    shift = k + p.rsqrt_fmt.frac_bits - p.eps_extra_bits // 2 - fz
+    shift = k + (p.rsqrt_fmt.frac_bits - p.eps_extra_bits // 2 - fz)
     z = saturate(shift_round_half_up(prod, shift), p.norm_fmt)
     frac = fz
     acc = z
@@ -282,9 +310,9 @@ def emulate(p: LayerNormParams, codes, gamma_codes=None, beta_codes=None) -> np.
         acc = z * gamma[None, :]
         frac = fz + p.gamma_fmt.frac_bits
     if beta is not None:
-        acc = acc + (beta[None, :] << (frac - p.beta_fmt.frac_bits))
+        acc += beta[None, :] << (frac - p.beta_fmt.frac_bits)  # in place: acc is ours
     y = shift_round_half_up(acc, frac - p.out_fmt.frac_bits)
-    return saturate(y, p.out_fmt).reshape(x.shape)
+    return xp.reshape(saturate(y, p.out_fmt), x.shape)
 
 
 def _affine(fmt: FixFormat, codes, d: int, what: str):

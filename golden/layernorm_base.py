@@ -76,6 +76,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import layernorm as approx
+from .arrays import int64, namespace
 from .formats import FixFormat, saturate, shift_round_half_up
 from .params import ParamsBase, check_enum, check_fix, check_int
 
@@ -353,16 +354,19 @@ def emulate(p: LayerNormBaseParams, codes, gamma_codes=None, beta_codes=None) ->
     d = x.shape[-1]
     gamma = approx._affine(p.gamma_fmt, gamma_codes, d, "gamma")
     beta = approx._affine(p.beta_fmt, beta_codes, d, "beta")
-    rows = x.reshape(-1, d)
-    sums = zip(rows.sum(axis=1).tolist(), (rows * rows).sum(axis=1).tolist(), strict=True)
-    consts = [row_constants(p, int(s1), int(s2), d) for s1, s2 in sums]
-    mean_num = np.array([c.mean_num for c in consts], dtype=np.int64)[:, None]
-    scale = np.array([c.scale for c in consts], dtype=np.int64)[:, None]
+    xp = namespace(x)
+    rows = xp.reshape(x, (-1, d))
+    # the per-row unit's words are wider than 64 bits: its arithmetic runs on Python integers,
+    # from the exact row sums (two numbers per row; on a GPU they come to the host and back)
+    s1, s2 = xp.sum(rows, axis=1).tolist(), xp.sum(rows * rows, axis=1).tolist()
+    consts = [row_constants(p, int(a), int(b), d) for a, b in zip(s1, s2, strict=True)]
+    mean_num = int64(xp, [c.mean_num for c in consts], x)[:, None]
+    scale = int64(xp, [c.scale for c in consts], x)[:, None]
     num = (rows << (p.num_frac - p.in_fmt.frac_bits)) - mean_num
     fz = p.norm_fmt.frac_bits
     if p.kind is LayerNormBaseKind.DIV:
-        mag = ((np.abs(num) << (fz + 1)) // scale + 1) >> 1
-        z = np.where(num < 0, -mag, mag)
+        mag = ((xp.abs(num) << (fz + 1)) // scale + 1) >> 1
+        z = xp.where(num < 0, -mag, mag)
     else:
         z = shift_round_half_up(num * scale, p.num_frac + p.table_fmt.frac_bits - fz)
     z = saturate(z, p.norm_fmt)
@@ -373,7 +377,7 @@ def emulate(p: LayerNormBaseParams, codes, gamma_codes=None, beta_codes=None) ->
     if beta is not None:
         acc = acc + (beta[None, :] << (frac - p.beta_fmt.frac_bits))
     y = shift_round_half_up(acc, frac - p.out_fmt.frac_bits)
-    return saturate(y, p.out_fmt).reshape(x.shape)
+    return xp.reshape(saturate(y, p.out_fmt), x.shape)
 
 
 def reference(p: LayerNormBaseParams, x, gamma=None, beta=None) -> np.ndarray:

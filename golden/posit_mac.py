@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .arrays import device, extrema, is_numpy, lookup, namespace, size
 from .formats import FixFormat, PositFormat
 from .gelu import naf_digits
 from .params import ParamsBase, Workload, check_enum, check_fix, check_int
@@ -368,25 +369,53 @@ def tables(p: MacParams) -> MacTables:
 
 
 def _check_patterns(codes, what: str) -> np.ndarray:
-    arr = np.asarray(codes)
-    if arr.dtype.kind not in "iu":
+    xp = namespace(codes)
+    arr = codes if not is_numpy(xp) else np.asarray(codes)
+    if not xp.isdtype(arr.dtype, "integral"):
         raise TypeError(f"{what} must be integer 4-bit patterns 0 .. 15, not {arr.dtype} values")
-    if ((arr < 0) | (arr > 15)).any():
-        bad = int(arr[(arr < 0) | (arr > 15)].flat[0])
+    lo, hi = extrema(xp, arr) if size(arr) else (0, 0)
+    if lo < 0 or hi > 15:
+        bad = int(xp.reshape(arr[(arr < 0) | (arr > 15)], (-1,))[0])
         raise ValueError(f"{what} {bad} is not a 4-bit pattern; pass 0 .. 15")
-    return arr.astype(np.int64)
+    return xp.astype(arr, xp.int64)
 
 
-def _formats(p: MacParams, w_is_posit, shape) -> np.ndarray:
-    """Per-weight format (True: posit) after checking it against the mode."""
+def _formats(p: MacParams, w_is_posit, like):
+    """Per-weight format (True: posit) of the weights ``like``, checked against the mode."""
+    xp = namespace(like)
     if w_is_posit is None:
-        return np.full(shape, p.mode is not MacMode.FIXP)
-    fmt = np.broadcast_to(np.asarray(w_is_posit, dtype=bool), shape)
-    if p.mode is MacMode.FIXP and fmt.any():
+        return xp.full(like.shape, p.mode is not MacMode.FIXP, dtype=xp.bool, device=device(like))
+    if is_numpy(xp):
+        fmt = np.asarray(w_is_posit, dtype=bool)
+    else:
+        fmt = xp.astype(xp.asarray(w_is_posit, device=device(like)), xp.bool)
+    fmt = xp.broadcast_to(fmt, like.shape)
+    if p.mode is MacMode.FIXP and xp.any(fmt):
         raise ValueError("the fixp baseline has FixP4 weights only; pass w_is_posit=None")
-    if p.mode is MacMode.POSIT and not fmt.all():
+    if p.mode is MacMode.POSIT and not xp.all(fmt):
         raise ValueError("the posit baseline has posit weights only; pass w_is_posit=None")
     return fmt
+
+
+@functools.lru_cache(maxsize=64)
+def _weight_table(p: MacParams) -> np.ndarray:
+    """``tables(p).w_int`` flattened: entry ``16 * fmt + pattern``."""
+    return tables(p).w_int.reshape(-1)
+
+
+def _weight_values(p: MacParams, w, w_is_posit):
+    """The integer value of each weight pattern (``tables(p).w_int[fmt, w]``)."""
+    xp = namespace(w)
+    fmt = xp.astype(_formats(p, w_is_posit, w), xp.int64)
+    return lookup(xp, _weight_table(p), (fmt << 4) + w)
+
+
+def _activations_in(p: MacParams, a_codes, like):
+    """Activation codes as integers in accumulator units of the activation."""
+    if p.mode is MacMode.POSIT:
+        a = _check_patterns(a_codes, "activation pattern")
+        return lookup(namespace(a), tables(p).a_int, a)
+    return p.act_fmt.check_codes(a_codes, "activation code")
 
 
 def emulate(p: MacParams, w_codes, a_codes, w_is_posit=None) -> np.ndarray:
@@ -402,26 +431,22 @@ def emulate(p: MacParams, w_codes, a_codes, w_is_posit=None) -> np.ndarray:
         Per-weight format; None means all posit in ``mixed`` mode (and is the only choice
         accepted by the baselines, which have one weight format).
     """
-    t = tables(p)
     w = _check_patterns(w_codes, "weight pattern")
-    if p.mode is MacMode.POSIT:
-        a = t.a_int[_check_patterns(a_codes, "activation pattern")]
-    else:
-        a = p.act_fmt.check_codes(a_codes, "activation code")
+    xp = namespace(w)
+    a = _activations_in(p, a_codes, w)
     try:
-        w, a = np.broadcast_arrays(w, a)
-    except ValueError:
+        w, a = xp.broadcast_arrays(w, a)
+    except (ValueError, RuntimeError):
         raise ValueError(
-            f"weights {w.shape} and activations {a.shape} do not broadcast to one shape"
+            f"weights {tuple(w.shape)} and activations {tuple(a.shape)} do not broadcast to "
+            f"one shape"
         ) from None
     if w.ndim == 0 or w.shape[-1] > p.max_terms:
         raise ValueError(
             f"dot products need 1 to max_terms={p.max_terms} terms on the last axis, "
             f"not {'a scalar' if w.ndim == 0 else w.shape[-1]}; raise max_terms"
         )
-    fmt = _formats(p, w_is_posit, w.shape)
-    w_int = t.w_int[fmt.astype(np.int64), w]
-    return (w_int * a).sum(axis=-1)
+    return xp.sum(_weight_values(p, w, w_is_posit) * a, axis=-1)
 
 
 def emulate_matmul(p: MacParams, w_codes, a_codes, w_is_posit=None) -> np.ndarray:
@@ -431,35 +456,35 @@ def emulate_matmul(p: MacParams, w_codes, a_codes, w_is_posit=None) -> np.ndarra
     the accumulator codes ``[..., out]``, equal to ``emulate(p, w, a[..., None, :], mask)``:
     the same per-weight integers ``tables(p).w_int`` times the activation codes, summed
     exactly. The sum runs in float64, exact because every partial sum stays below 2**53
-    (checked from the operand ranges), which is what makes a DeiT forward pass affordable.
+    (checked from the operand ranges), which is what makes a DeiT forward pass affordable;
+    the order of the additions then does not matter, so every backend and device gives the
+    same integers.
     """
-    t = tables(p)
     w = _check_patterns(w_codes, "weight pattern")
     if w.ndim != 2:
-        raise ValueError(f"weights must be one [out, in] matrix, not shape {w.shape}")
-    if p.mode is MacMode.POSIT:
-        a = t.a_int[_check_patterns(a_codes, "activation pattern")]
-    else:
-        a = p.act_fmt.check_codes(a_codes, "activation code")
+        raise ValueError(f"weights must be one [out, in] matrix, not shape {tuple(w.shape)}")
+    xp = namespace(w)
+    a = _activations_in(p, a_codes, w)
     if a.ndim == 0 or a.shape[-1] != w.shape[1]:
-        raise ValueError(f"activations {a.shape} need {w.shape[1]} terms on the last axis")
+        raise ValueError(f"activations {tuple(a.shape)} need {w.shape[1]} terms on the last axis")
     if w.shape[1] > p.max_terms:
         raise ValueError(
             f"dot products need 1 to max_terms={p.max_terms} terms, not {w.shape[1]}; "
             "raise max_terms"
         )
-    w_int = t.w_int[_formats(p, w_is_posit, w.shape).astype(np.int64), w]
-    bound = int(np.abs(w_int).max(initial=0)) * int(np.abs(a).max(initial=0)) * w.shape[1]
-    if bound >= 2**53:
+    w_int = _weight_values(p, w, w_is_posit)
+    top_w = int(xp.max(xp.abs(w_int))) if size(w_int) else 0
+    top_a = int(xp.max(xp.abs(a))) if size(a) else 0
+    if top_w * top_a * w.shape[1] >= 2**53:
         raise ValueError("dot products too large for the float64 matmul; use emulate()")
-    acc = a.astype(np.float64) @ w_int.T.astype(np.float64)
-    return acc.astype(np.int64)
+    acc = xp.matmul(xp.astype(a, xp.float64), xp.astype(w_int, xp.float64).T)
+    return xp.astype(acc, xp.int64)
 
 
 def reference(p: MacParams, w_codes, a_codes, w_is_posit=None) -> np.ndarray:
     """The same dot products in float64 from the decoded values (exact for these sizes)."""
     w = np.asarray(w_codes)
-    fmt = _formats(p, w_is_posit, w.shape)
+    fmt = _formats(p, w_is_posit, w)
     w_val = np.where(
         fmt,
         np.nan_to_num(p.w_posit_fmt.decode(w), nan=0.0),

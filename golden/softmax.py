@@ -56,6 +56,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from .arrays import bit_length, extrema, int64, lookup, namespace, size
 from .formats import FixFormat, saturate, shift_round_half_up
 from .params import ParamsBase, Workload, check_enum, check_fix, check_int
 
@@ -301,13 +302,22 @@ def recip(p: SoftmaxParams, m) -> np.ndarray:
     Table seed indexed by the top ``recip_bits`` bits of m's fraction, then ``newton_steps``
     iterations y <- y (2 - m y), each product rounded half up. Returns ``recip_fmt`` codes.
     """
-    m = np.asarray(m, dtype=np.int64)
-    fm, fy = p.poly_fmt.frac_bits, p.recip_fmt.frac_bits
+    xp = namespace(m)
+    m = int64(xp, m)
+    fm = p.poly_fmt.frac_bits
     one_m = 1 << fm
-    if ((m < one_m) | (m >= 2 * one_m)).any():
+    lo, hi = extrema(xp, m) if size(m) else (one_m, one_m)
+    if lo < one_m or hi >= 2 * one_m:
         raise ValueError("recip takes mantissas in [1, 2)")
-    idx = (m - one_m) >> (fm - p.recip_bits)
-    y = tables(p).recip[idx]
+    return _recip(p, m)
+
+
+def _recip(p: SoftmaxParams, m):
+    """:func:`recip` of int64 mantissas known to lie in [1, 2) (the datapath's own Q and m)."""
+    xp = namespace(m)
+    fm, fy = p.poly_fmt.frac_bits, p.recip_fmt.frac_bits
+    idx = (m - (1 << fm)) >> (fm - p.recip_bits)
+    y = lookup(xp, tables(p).recip, idx)
     for _ in range(p.newton_steps):
         my = shift_round_half_up(m * y, fm)  # m * y in recip_fmt, close to 1
         y = shift_round_half_up(y * ((2 << fy) - my), fy)
@@ -316,6 +326,7 @@ def recip(p: SoftmaxParams, m) -> np.ndarray:
 
 def _exp(p: SoftmaxParams, t) -> np.ndarray:
     """exp(t) for t = x - max <= 0 in ``in_fmt`` units, as ``exp_fmt`` codes."""
+    xp = namespace(t)
     tb = tables(p)
     fin, fl, fr = p.in_fmt.frac_bits, p.log2e_fmt.frac_bits, p.red_fmt.frac_bits
     fp, fy, fe = p.poly_fmt.frac_bits, p.recip_fmt.frac_bits, p.exp_fmt.frac_bits
@@ -324,7 +335,8 @@ def _exp(p: SoftmaxParams, t) -> np.ndarray:
     if p.exp_table_bits:
         # 2^-r from the table (leading one put back), fe + 2 fractional bits
         k = p.exp_table_bits
-        value, frac = tb.exp2[(n >> (fin + fl - k)) & ((1 << k) - 1)] + (1 << (fe + 1)), fe + 2
+        row = (n >> (fin + fl - k)) & ((1 << k) - 1)
+        value, frac = lookup(xp, tb.exp2, row) + (1 << (fe + 1)), fe + 2
     else:  # P(r) * (1/Q(r)), fp + fy fractional bits
         r = (n >> (fin + fl - fr)) & ((1 << fr) - 1)  # fraction kept to fr bits (truncated)
         t1 = shift_round_half_up(tb.a1 * r, fr)
@@ -332,14 +344,14 @@ def _exp(p: SoftmaxParams, t) -> np.ndarray:
             r2 = shift_round_half_up(r * r, fr)
             t2 = shift_round_half_up(tb.a2 * r2, fr)
         else:
-            t2 = np.zeros_like(t1)
+            t2 = xp.zeros_like(t1)
         num = (1 << fp) - t1 + t2
         den = (1 << fp) + t1 + t2
-        value, frac = num * recip(p, den), fp + fy
+        value, frac = num * _recip(p, den), fp + fy  # den = Q in [1, 1.39)
     # 2^-z times that, rounded once to exp_fmt; entries past the flush limit are 0
     flushed = z > p.flush_shift
-    e = saturate(shift_round_half_up(value, frac - fe + np.where(flushed, 0, z)), p.exp_fmt)
-    return np.where(flushed, 0, e)
+    e = saturate(shift_round_half_up(value, frac - fe + xp.where(flushed, 0, z)), p.exp_fmt)
+    return xp.where(flushed, 0, e)
 
 
 _LUT_THRESHOLD = 1 << 16
@@ -366,29 +378,22 @@ def emulate(p: SoftmaxParams, codes) -> np.ndarray:
             f"softmax rows must have length 1 to max_len={p.max_len} on the last axis, "
             f"not {length}; raise max_len or split the rows"
         )
-    t = x - x.max(axis=-1, keepdims=True)
-    if t.size > _LUT_THRESHOLD and p.in_fmt.width <= 20:
+    xp = namespace(x)
+    d = xp.max(x, axis=-1, keepdims=True) - x  # max - x >= 0
+    if size(d) > _LUT_THRESHOLD and p.in_fmt.width <= 20:
         # large arrays: exp of every possible difference evaluated once by _exp, then looked
-        # up (the same function of t alone; a DeiT forward pass has millions of elements)
-        e = _exp_all(p)[-t]
+        # up (the same function of d alone; a DeiT forward pass has millions of elements)
+        e = lookup(xp, _exp_all(p), d)
     else:
-        e = _exp(p, t)
-    s = e.sum(axis=-1, keepdims=True)
+        e = _exp(p, -d)
+    s = xp.sum(e, axis=-1, keepdims=True)
     # leading one: s = 2^k * m, m in [1, 2) with poly_fmt fractional bits (truncated)
     fm = p.poly_fmt.frac_bits
-    k = _bit_length(s) - 1
-    m = np.where(k >= fm, s >> np.maximum(k - fm, 0), s << np.maximum(fm - k, 0))
-    y = recip(p, m)
-    shift = p.recip_fmt.frac_bits + k - p.out_fmt.frac_bits
+    k = bit_length(xp, s) - 1
+    m = xp.where(k >= fm, s >> xp.clip(k - fm, 0, None), s << xp.clip(fm - k, 0, None))
+    y = _recip(p, m)  # m in [1, 2) by construction
+    shift = k + (p.recip_fmt.frac_bits - p.out_fmt.frac_bits)
     return saturate(shift_round_half_up(e * y, shift), p.out_fmt)
-
-
-def _bit_length(v) -> np.ndarray:
-    v = np.asarray(v, dtype=np.int64)
-    out = np.zeros(v.shape, dtype=np.int64)
-    for b in range(63):
-        out = np.where(v >> b != 0, b + 1, out)
-    return out
 
 
 def reference(p: SoftmaxParams, x) -> np.ndarray:

@@ -86,6 +86,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import softmax as approx
+from .arrays import int64, lookup, namespace
 from .formats import FixFormat, saturate, shift_round_half_up
 from .params import ParamsBase, check_enum, check_fix, check_int
 
@@ -307,15 +308,16 @@ def _round_to(v, from_frac: int, fmt: FixFormat) -> np.ndarray:
 def _exp(p: SoftmaxBaseParams, d) -> np.ndarray:
     """exp(-d) for d = max - x >= 0 in ``in_fmt`` units, as ``exp_fmt`` codes."""
     tb = tables(p)
-    d = np.asarray(d, dtype=np.int64)
+    xp = namespace(d)
+    d = int64(xp, d)
     if p.kind is SoftmaxBaseKind.LUT:
-        return tb.exp[_round_to(d, p.in_fmt.frac_bits, p.diff_fmt)]
+        return lookup(xp, tb.exp, _round_to(d, p.in_fmt.frac_bits, p.diff_fmt))
     frac = p.in_fmt.frac_bits + p.log2e_fmt.frac_bits
     q = shift_round_half_up(d * tb.log2e, frac - p.exp_bits)  # n to exp_bits fractional bits
     z = q >> p.exp_bits
-    t = tb.exp[q & ((1 << p.exp_bits) - 1)]
+    t = lookup(xp, tb.exp, q & ((1 << p.exp_bits) - 1))
     flushed = z > p.flush_shift
-    return np.where(flushed, 0, shift_round_half_up(t, np.where(flushed, 0, z)))
+    return xp.where(flushed, 0, shift_round_half_up(t, xp.where(flushed, 0, z)))
 
 
 def divide(p: SoftmaxBaseParams, e, s) -> np.ndarray:
@@ -327,7 +329,8 @@ def divide(p: SoftmaxBaseParams, e, s) -> np.ndarray:
     >>> divide(p, [1, 1, 3, 5], [8, 3, 8, 5]).tolist()   # 0.125 -> 0.25 (tie up), 1/3, 3/8, 1
     [1, 1, 2, 4]
     """
-    e, s = np.asarray(e, dtype=np.int64), np.asarray(s, dtype=np.int64)
+    xp = namespace(e, s)
+    e, s = int64(xp, e, s), int64(xp, s, e)
     q = (e << (p.out_fmt.frac_bits + 1)) // s
     return (q + 1) >> 1
 
@@ -344,11 +347,12 @@ def emulate(p: SoftmaxBaseParams, codes) -> np.ndarray:
             f"softmax_base rows must have length 1 to max_len={p.max_len} on the last axis, "
             f"not {length}; raise max_len or split the rows"
         )
-    e = _exp(p, x.max(axis=-1, keepdims=True) - x)
-    s = e.sum(axis=-1, keepdims=True)
+    xp = namespace(x)
+    e = _exp(p, xp.max(x, axis=-1, keepdims=True) - x)
+    s = xp.sum(e, axis=-1, keepdims=True)
     if p.kind is SoftmaxBaseKind.DIV:
         return divide(p, e, s)
-    y = tables(p).recip[_round_to(s, p.exp_fmt.frac_bits, p.inv_in_fmt)]
+    y = lookup(xp, tables(p).recip, _round_to(s, p.exp_fmt.frac_bits, p.inv_in_fmt))
     shift = p.exp_fmt.frac_bits + p.recip_fmt.frac_bits - p.out_fmt.frac_bits
     return saturate(shift_round_half_up(e * y, shift), p.out_fmt)
 

@@ -2,8 +2,14 @@
 
 Each module quantizes its input to the block's input format, runs the operator's integer
 ``emulate`` (bit-exact with the RTL) and dequantizes the result, so what a model computes with
-these modules is what the hardware would compute. They are for evaluation: the forward pass runs
-in NumPy on the CPU and returns a tensor without autograd history.
+these modules is what the hardware would compute. They are for evaluation: the result has no
+autograd history.
+
+Backends: the golden models run on torch tensors as they run on NumPy arrays (one source of
+numerics, :mod:`golden.arrays`), so the forward pass computes on the input tensor's device and
+in its dtype, with no copy to the host and back: a model moved to CUDA emulates on the GPU. The
+integer codes are the same as NumPy's on every device (tests/test_array_backends.py); the
+dequantized values are the float64 values rounded once to the input's dtype.
 
 Scale policy
 ------------
@@ -80,6 +86,7 @@ from golden import gelu as gelu_model
 from golden import layernorm as layernorm_model
 from golden import posit_mac
 from golden import softmax as softmax_model
+from golden.arrays import is_numpy, lookup, namespace, size
 from golden.formats import FixFormat
 
 from . import quant
@@ -101,9 +108,8 @@ __all__ = [
 
 
 def _through(fn, x: torch.Tensor, in_fmt, out_fmt) -> torch.Tensor:
-    codes = in_fmt.encode(_host(x))
-    y = out_fmt.decode(fn(codes))
-    return torch.from_numpy(np.ascontiguousarray(y)).to(device=x.device, dtype=x.dtype)
+    """``fn`` (an emulate) on ``x``'s codes, on ``x``'s device, back to ``x``'s dtype."""
+    return _decoded(out_fmt, fn(in_fmt.encode(_real(x))), x.dtype)
 
 
 class Softmax(torch.nn.Module):
@@ -178,6 +184,7 @@ class LayerNorm(torch.nn.Module):
         #: static policy: the prescale exponent k (None until calibrated)
         self.shift: int | None = None
         self._calibration_max: float | None = None
+        self._affine = None  # (parameter versions, their codes): see _affine_codes
         shape = (
             (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         )
@@ -215,26 +222,36 @@ class LayerNorm(torch.nn.Module):
         if _CALIBRATING.active:
             self.calibrate(x)
         p = self.params
-        gamma = beta = None
-        if self.weight is not None:
-            gamma = p.gamma_fmt.encode(self.weight.detach().to("cpu", torch.float64).numpy())
-        if self.bias is not None:
-            beta = p.beta_fmt.encode(self.bias.detach().to("cpu", torch.float64).numpy())
-        xf = _host(x)
+        gamma, beta = self._affine_codes()
+        xf = _real(x)
         if self.scale == "format":
-            k = 0
-        elif self.scale == "static":
-            if self.shift is None:
-                raise ValueError(
-                    "LayerNorm with scale='static' is not calibrated; call .calibrate(x) or "
-                    "hwtorch.nn.calibrate(model, batches) first"
-                )
-            k = self.shift
+            codes = p.in_fmt.encode(xf)
         else:
-            k = _prescale_shift(np.abs(xf).max(axis=-1, keepdims=True), p.in_fmt)
-        codes = p.in_fmt.encode(np.ldexp(xf, -k) if self.scale != "format" else xf)
-        y = p.out_fmt.decode(layernorm_model.emulate(p, codes, gamma, beta))
-        return torch.from_numpy(np.ascontiguousarray(y)).to(device=x.device, dtype=x.dtype)
+            if self.scale == "static":
+                if self.shift is None:
+                    raise ValueError(
+                        "LayerNorm with scale='static' is not calibrated; call .calibrate(x) or "
+                        "hwtorch.nn.calibrate(model, batches) first"
+                    )
+                k = torch.full((1,), self.shift, dtype=torch.int64, device=x.device)
+            else:
+                k = _prescale_shift(xf.abs().amax(dim=-1, keepdim=True), p.in_fmt)
+            codes = p.in_fmt.encode(xf.double() * _pow2(-k))
+        return _decoded(p.out_fmt, layernorm_model.emulate(p, codes, gamma, beta), x.dtype)
+
+    def _affine_codes(self):
+        """gamma and beta as ``gamma_fmt`` / ``beta_fmt`` codes on the parameters' device (None
+        where absent), encoded again only after a parameter changed (its storage or version)."""
+        params = (self.weight, self.bias)
+        key = tuple(None if t is None else (t.data_ptr(), t._version, t.device) for t in params)
+        if self._affine is None or self._affine[0] != key:
+            fmts = (self.params.gamma_fmt, self.params.beta_fmt)
+            codes = tuple(
+                None if t is None else f.encode(t.detach())
+                for t, f in zip(params, fmts, strict=True)
+            )
+            self._affine = (key, codes)
+        return self._affine[1]
 
     def extra_repr(self) -> str:
         scale = "" if self.scale == "format" else f", scale={self.scale}"
@@ -274,21 +291,33 @@ def hardware_eps(
 _MAX_SHIFT = 16
 
 
-def _prescale_shift(top: np.ndarray, fmt: FixFormat) -> np.ndarray:
-    """Smallest k in -16 .. 16 with ``top * 2**-k <= fmt.max_value`` (0 where top is 0).
+def _prescale_shift(top, fmt: FixFormat):
+    """Smallest k in -16 .. 16 with ``top * 2**-k <= fmt.max_value`` (0 where top is 0), for
+    a NumPy array or a tensor of magnitudes (in its namespace and on its device).
 
     >>> int(_prescale_shift(np.array(100.0), FixFormat(8, 8)))  # 100 fits s8.8's 127.99
     0
     >>> int(_prescale_shift(np.array(300.0), FixFormat(8, 8)))
     2
-    >>> int(_prescale_shift(np.array(0.3), FixFormat(8, 8)))
+    >>> int(_prescale_shift(torch.tensor(0.3), FixFormat(8, 8)))
     -8
     """
-    top = np.asarray(top, dtype=np.float64)
-    ratio = np.where(top > 0, top / fmt.max_value, 1.0)
-    mant, exp = np.frexp(ratio)  # ratio = mant * 2**exp, mant in [0.5, 1)
-    k = np.where(mant == 0.5, exp - 1, exp)  # ceil(log2(ratio))
-    return np.clip(np.where(top > 0, k, 0), -_MAX_SHIFT, _MAX_SHIFT).astype(np.int64)
+    xp = namespace(top)
+    top = xp.astype(top, xp.float64) if not is_numpy(xp) else np.asarray(top, dtype=np.float64)
+    ratio = xp.where(top > 0, top / fmt.max_value, 1.0)
+    mant, exp = (np.frexp if is_numpy(xp) else torch.frexp)(ratio)  # ratio = mant * 2**exp
+    k = xp.where(mant == 0.5, exp - 1, exp)  # ceil(log2(ratio)), mant in [0.5, 1)
+    k = xp.astype(xp.where(top > 0, k, 0), xp.int64)
+    return xp.clip(k, -_MAX_SHIFT, _MAX_SHIFT)
+
+
+#: 2**j for j = -16 .. 16, exact in float64: the prescale factors.
+_POW2 = 2.0 ** np.arange(-_MAX_SHIFT, _MAX_SHIFT + 1)
+
+
+def _pow2(k):
+    """2.0**k (float64, exact) for int64 k in -16 .. 16, on k's device."""
+    return lookup(namespace(k), _POW2, k + _MAX_SHIFT)
 
 
 class _Calibrating:
@@ -407,6 +436,8 @@ class MacLinear(torch.nn.Module):
         if self.bias is not None and self.bias.shape != (codes.shape[0],):
             raise ValueError(f"bias must have one entry per output channel ({codes.shape[0]})")
         self.act_scale = _check_scale(act_scale)
+        #: tensor copies of the constants above, per device (made by the first forward there)
+        self._on_device: dict = {}
 
     @property
     def in_features(self) -> int:
@@ -477,13 +508,14 @@ class MacLinear(torch.nn.Module):
 
         Returns ``self``; an all-zero ``x`` gives scale 1.
         """
-        self.act_scale = _max_abs_scale(np.asarray(_numpy(x), dtype=np.float64), self.params)
+        self.act_scale = _max_abs_scale(_float64(x), self.params)
         return self
 
     def activation_codes(self, x) -> tuple[np.ndarray, float | np.ndarray]:
         """``act_fmt`` codes of an input and the activation scale they were taken with (a
-        float, or an array ``[..., 1]`` of per-row scales for ``act_scale="row"``)."""
-        xf = np.asarray(_numpy(x), dtype=np.float64)
+        float, or an array ``[..., 1]`` of per-row scales for ``act_scale="row"``), in the
+        input's library and on its device."""
+        xf = _float64(x)
         if self.act_scale == "row":
             scale = _max_abs_scale(xf, self.params, axis=-1)
         elif self.act_scale is None:
@@ -492,21 +524,38 @@ class MacLinear(torch.nn.Module):
             scale = self.act_scale
         return self.params.act_fmt.encode(xf / scale), scale
 
-    def accumulate(self, a_codes: np.ndarray) -> np.ndarray:
-        """Accumulator codes ``[..., out]`` of activation codes ``[..., in]`` (exact)."""
+    def _constants(self, like):
+        """(codes, w_is_posit, weight_scale, bias) in ``like``'s library and on its device:
+        the NumPy attributes themselves, or tensor copies made once per device."""
+        if isinstance(like, np.ndarray):
+            return self.codes, self.w_is_posit, self.weight_scale, self.bias
+        key = str(like.device)
+        if key not in self._on_device:
+            self._on_device[key] = tuple(
+                None if v is None else torch.from_numpy(np.array(v)).to(like.device)
+                for v in (self.codes, self.w_is_posit, self.weight_scale, self.bias)
+            )
+        return self._on_device[key]
+
+    def accumulate(self, a_codes):
+        """Accumulator codes ``[..., out]`` of activation codes ``[..., in]`` (exact), in the
+        codes' library and on their device."""
         p = self.params
-        mask = None if p.mode is posit_mac.MacMode.FIXP else self.w_is_posit
-        return posit_mac.emulate_matmul(p, self.codes, a_codes, mask)
+        codes, mask, _, _ = self._constants(a_codes)
+        return posit_mac.emulate_matmul(
+            p, codes, a_codes, None if p.mode is posit_mac.MacMode.FIXP else mask
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
             raise ValueError(f"input has {x.shape[-1]} features, the layer {self.in_features}")
         a_codes, scale = self.activation_codes(x)
         acc = self.accumulate(a_codes)
-        y = ((acc.astype(np.float64) * 2.0**-self.params.acc_frac) * scale) * self.weight_scale
-        if self.bias is not None:
-            y = y + self.bias
-        return torch.from_numpy(np.ascontiguousarray(y)).to(device=x.device, dtype=x.dtype)
+        _, _, weight_scale, bias = self._constants(acc)
+        y = ((acc.double() * 2.0**-self.params.acc_frac) * scale) * weight_scale
+        if bias is not None:
+            y = y + bias
+        return y.to(x.dtype)
 
     def extra_repr(self) -> str:
         scale = {None: "dynamic", "row": "dynamic per row"}.get(self.act_scale)
@@ -517,13 +566,29 @@ class MacLinear(torch.nn.Module):
         )
 
 
-def _host(x: torch.Tensor) -> np.ndarray:
-    """A tensor's values as a NumPy float array on the host (float32 stays float32: its
-    values are exact in the float64 that encode() works in)."""
-    x = x.detach().cpu()
-    if x.dtype not in (torch.float32, torch.float64):
-        x = x.double()
-    return x.numpy()
+def _decoded(fmt: FixFormat, codes: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """An emulate's output codes as reals of ``dtype`` (each rounded once, as float64 then a
+    cast would give; the codes are in ``fmt`` by the model's contract)."""
+    if not dtype.is_floating_point:
+        return fmt.decode(codes, checked=True).to(dtype)
+    return fmt.decode(codes, dtype=dtype, checked=True)
+
+
+def _real(x):
+    """A tensor's values as a float tensor on its device, detached (float32 and float64 stay,
+    other dtypes become float64: every value is exact in the float64 that encode() works in);
+    anything else as a NumPy float64 array."""
+    if not isinstance(x, torch.Tensor):
+        return np.asarray(x, dtype=np.float64)
+    x = x.detach()
+    return x if x.dtype in (torch.float32, torch.float64) else x.double()
+
+
+def _float64(x):
+    """Real values as float64, a tensor (detached, on its device) or a NumPy array."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().double()
+    return np.asarray(x, dtype=np.float64)
 
 
 def _numpy(x):
@@ -544,16 +609,17 @@ def _check_scale(scale):
     return scale
 
 
-def _max_abs_scale(x: np.ndarray, p: posit_mac.MacParams, axis=None):
+def _max_abs_scale(x, p: posit_mac.MacParams, axis=None):
     """``max|x| / act_fmt.max_value`` over ``axis`` (None: the whole tensor, a float), 1
-    where the maximum is 0."""
-    if not np.isfinite(x).all():
+    where the maximum is 0; ``x`` a NumPy array or a tensor."""
+    xp = namespace(x)
+    if not xp.all(xp.isfinite(x)):
         raise ValueError("activations must be finite")
     if axis is None:
-        top = float(np.abs(x).max()) if x.size else 0.0
+        top = float(xp.max(xp.abs(x))) if size(x) else 0.0
         return top / p.act_fmt.max_value if top > 0 else 1.0
-    top = np.abs(x).max(axis=axis, keepdims=True, initial=0.0)
-    return np.where(top > 0, top / p.act_fmt.max_value, 1.0)
+    top = xp.max(xp.abs(x), axis=axis, keepdims=True)
+    return xp.where(top > 0, top / p.act_fmt.max_value, 1.0)
 
 
 # -- model patching ------------------------------------------------------------------------------

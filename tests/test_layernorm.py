@@ -206,3 +206,39 @@ def test_affine_port_loads_gamma_and_beta_between_rows():
 def test_component_rejects_wrong_params():
     with pytest.raises(TypeError, match=r"params must be a LayerNormParams"):
         LayerNorm("default")
+
+
+def _row_mantissa_python(p, row):
+    """W = (D S2 - S1^2) 2^G + D^2 eps_code and its split 2^(2k) m, in Python integers (W can
+    exceed 64 bits): the definition the int64 two-word form must equal."""
+    d = len(row)
+    s1, s2 = sum(row), sum(v * v for v in row)
+    w = (d * s2 - s1 * s1) * (1 << p.eps_extra_bits) + d * d * p.eps_code
+    k = (w.bit_length() - 1) // 2
+    shift = 2 * k - p.rsqrt_fmt.frac_bits
+    return (w >> shift if shift >= 0 else w << -shift), k
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 1024),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([0.5, 20.0, 400.0, 30000.0]),
+    st.sampled_from([(1e-6, 16), (1e-12, 30), (1e-5, 0), (3e-15, 32), (1.0, 32), (0.01, 2)]),
+)
+def test_row_statistics_in_two_words_equal_python_integers(length, seed, sigma, eps_g):
+    """The per-row W, whose top bits feed the 1/sqrt unit, is exact in int64 words: the same
+    m and k as Python's unbounded integers, from constant rows (W = D^2 eps alone) to the widest
+    variances, with 0 to 32 guard bits."""
+    eps, g = eps_g
+    p = DEFAULT.replace(eps=eps, eps_extra_bits=g)
+    rng = np.random.default_rng(seed)
+    row = p.in_fmt.encode(
+        rng.normal(0.0, sigma, length) if sigma < 30000 else rng.choice([-1e9, 1e9], length)
+    )
+    if seed % 5 == 0:
+        row[:] = row[0]  # constant row
+    a, b, k = layernorm._row_constants(p, row[None, :])
+    m, k_py = _row_mantissa_python(p, row.tolist())
+    y = int(layernorm.rsqrt(p, m))
+    assert (int(k[0, 0]), int(a[0, 0]), int(b[0, 0])) == (k_py, length * y, int(row.sum()) * y)

@@ -582,7 +582,11 @@ def build_parser(prog: str = "python -m hwgen") -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int, help="classifier outputs of --model")
     p.add_argument("--limit", type=int, help="evaluate this many images (sentences) only")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (the operators run on the CPU)")
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu or cuda (the model and its emulated operators run there)",
+    )
     p.add_argument("--configs", default="", help="comma-separated rows (default: all)")
     p.add_argument(
         "--train-only", action="store_true", help="train (or find) the digits DeiT and stop"

@@ -8,7 +8,7 @@
 #                    more configuration; AXIS=1 adds the AXI4-Stream top levels)
 #   make sim         cocotb testbenches on SIM=icarus (default) or SIM=verilator, every
 #                    random run in full (HWGEN_SIM_FULL=1)
-#   make test        the whole suite, both simulators (what CI runs; Icarus checks a fifth of
+#   make test        the whole suite, both simulators (what CI runs; Icarus checks a tenth of
 #                    each random run there, Verilator all of it)
 #   make synth       resource counts (xc7, ECP5, iCE40) and ECP5 Fmax into reports/synth/
 #   make digits-model  train (once, cached in build/accuracy/) the bundled digits DeiT

@@ -30,7 +30,7 @@ SIMULATORS = ("icarus", "verilator")
 #: Icarus runs the cocotb testbenches about four times slower than Verilator. Under
 #: `make test` it checks 1/ICARUS_SHARE of each random run (every named case and the
 #: full-rate run stay whole); `make sim` sets HWGEN_SIM_FULL=1 and runs every count in full.
-ICARUS_SHARE = 5
+ICARUS_SHARE = 10
 
 
 def random_count(n: int, sim: str) -> int:

@@ -45,6 +45,9 @@ def test_axis_wrapper_equals_emulate(op, sim):
     TLAST, TUSER), under random TVALID gaps and TREADY back-pressure."""
     if sim == "verilator" and not _full():
         pytest.skip("Verilator runs of the wrappers are in `make sim` (HWGEN_SIM_FULL=1)")
+    if op.endswith("_base") and not _full():
+        # the wrapper is derived from the signature alone; each interface kind runs here
+        pytest.skip("the baselines' wrappers run in `make sim` (HWGEN_SIM_FULL=1)")
     from cocotb_tools.runner import get_runner
 
     runner.check_simulator(sim)

@@ -311,7 +311,7 @@ def _minilm_accuracy(args, names, out_dir: Path, say) -> None:
         tokenizer,
         batch_size=min(args.batch_size, 64),
         limit=args.limit,
-        model_key=language._files_digest(path),
+        model_key=language.model_digest(path),
     )
     configs = accuracy.select(language.language_configs(), names)
     say(

@@ -74,6 +74,7 @@ __all__ = [
     "run_language_table",
     "format_language_table",
     "plot_budget",
+    "model_digest",
 ]
 
 #: Sentences put aside for calibration (importance); the rest are evaluated.
@@ -322,7 +323,9 @@ def _versions_key(*parts) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _files_digest(path: Path) -> str:
+def model_digest(path: Path) -> str:
+    """A short digest of a model folder (file names, sizes, the weights' first MiB): part of
+    the cache key."""
     h = hashlib.sha256()
     for f in sorted(path.rglob("*")):
         if f.is_file():

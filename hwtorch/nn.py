@@ -811,8 +811,9 @@ def patch_model(
     attention_types = _timm_attention_types()
     summary = PatchSummary()
     for name, module in list(model.named_modules()):
-        if softmax is not None and _hf_attention_kind(module) is not None:
-            if _hf_attention_kind(module):
+        hf_kind = _hf_attention_kind(module) if softmax is not None else None
+        if hf_kind is not None:
+            if hf_kind:
                 _use_hw_attention(module)
                 module.hw_softmax = _op_module("softmax", softmax, None)
                 summary.replaced["softmax"].append(name)

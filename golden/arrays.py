@@ -14,6 +14,13 @@ The tables a model bakes in (``tables(p)``) are computed once in NumPy; :func:`o
 them as arrays of the input's namespace and device (cached, so a CUDA model uploads each table
 once).
 
+Speed, where the standard leaves room: the models write their own intermediates in place
+(:func:`clip_`, :func:`round_`, ``overwrite`` of the rounding helper), since on a CPU the
+allocation of a new array costs as much as the pass that fills it; and a model's per-row unit
+(a few hundred values: row sums, leading ones, table seeds, Newton steps) runs in NumPy when
+the rows are a CPU tensor (:func:`row_namespace`: the same int64 arithmetic on a view of the
+same memory, without torch's per-call dispatch), on the device otherwise.
+
 This module imports neither torch nor any other array library beyond NumPy: array-api-compat
 loads a backend's wrapper only when it is handed an array of that backend.
 """
@@ -36,6 +43,12 @@ __all__ = [
     "size",
     "device",
     "extrema",
+    "clip",
+    "clip_",
+    "round_",
+    "row_namespace",
+    "to_rows",
+    "from_rows",
 ]
 
 
@@ -136,6 +149,74 @@ def extrema(xp, x) -> tuple[int | float, int | float]:
         lo, hi = torch.aminmax(x)
         return lo.item(), hi.item()
     return xp.min(x).item(), xp.max(x).item()
+
+
+def clip(xp, a, lo=None, hi=None):
+    """``xp.clip(a, lo, hi)`` (a new array of ``a``'s dtype; a bound may be None), through the
+    library's own clip for NumPy and torch: array-api-compat's portable NumPy clip takes some
+    twenty microseconds a call, which the per-row units of the models make many of."""
+    if is_numpy(xp):
+        return np.clip(a, lo, hi)
+    if array_api_compat.is_torch_namespace(xp):
+        return a.clamp(lo, hi)
+    return xp.clip(a, lo, hi)
+
+
+def clip_(xp, a, lo, hi):
+    """``clip(a, lo, hi)`` written into ``a`` itself where the library can (NumPy, torch), for
+    an array the caller owns (a model's own intermediate, never its input); returns it. Saves
+    the allocation of a new array, which on a CPU costs as much as the pass itself."""
+    if is_numpy(xp):
+        return np.clip(a, lo, hi, out=a) if isinstance(a, np.ndarray) else np.clip(a, lo, hi)
+    if array_api_compat.is_torch_namespace(xp):
+        return a.clamp_(lo, hi)
+    return xp.clip(a, lo, hi)
+
+
+def round_(xp, a):
+    """``round(a)`` (half to even) written into the floating array ``a`` where the library
+    can, for an array the caller owns; returns it."""
+    if is_numpy(xp):
+        return np.round(a, out=a) if isinstance(a, np.ndarray) else np.round(a)
+    if array_api_compat.is_torch_namespace(xp):
+        return a.round_()
+    return xp.round(a)
+
+
+def row_namespace(xp, like):
+    """The namespace for a model's per-row work on small arrays derived from ``like`` (row
+    sums, leading-one positions, table seeds and Newton steps on a few hundred values):
+    NumPy's for NumPy arrays and CPU tensors, ``xp`` otherwise (a GPU keeps them).
+
+    On a CPU, a torch call on a small tensor costs several microseconds of dispatch against
+    NumPy's one, and a DeiT LayerNorm's per-row unit is some fifty calls: run there, the
+    same int64 arithmetic (the same numbers: both are exact) costs a fraction of the time.
+    The data are shared with the tensors (:func:`to_rows`, :func:`from_rows`), not copied.
+    """
+    if is_numpy(xp):
+        return xp
+    if array_api_compat.is_torch_namespace(xp) and like.device.type == "cpu":
+        return np_xp
+    return xp
+
+
+def to_rows(rx, a):
+    """``a`` in the row namespace ``rx`` (:func:`row_namespace`): a CPU tensor's NumPy view
+    when ``rx`` is NumPy's, ``a`` itself otherwise."""
+    if rx is np_xp and not isinstance(a, np.ndarray) and array_api_compat.is_torch_array(a):
+        return a.numpy()
+    return a
+
+
+def from_rows(xp, a, like):
+    """A per-row result ``a`` back in ``xp`` on ``like``'s device (a NumPy array becomes a
+    tensor sharing its memory on a CPU)."""
+    if is_numpy(xp) or not isinstance(a, np.ndarray):
+        return a
+    import torch  # loaded already: like is a tensor
+
+    out = torch.from_numpy(a if a.flags.c_contiguous else a.copy())
+    return out if like.device.type == "cpu" else out.to(like.device)
 
 
 def size(x) -> int:

@@ -22,7 +22,20 @@ from dataclasses import dataclass
 import array_api_compat
 import numpy as np
 
-from .arrays import extrema, int64, is_numpy, lookup, namespace, on_device, size
+from .arrays import (
+    clip,
+    clip_,
+    extrema,
+    from_rows,
+    int64,
+    is_numpy,
+    lookup,
+    namespace,
+    on_device,
+    round_,
+    row_namespace,
+    size,
+)
 
 __all__ = [
     "FixFormat",
@@ -174,6 +187,27 @@ class FixFormat:
         [7, -8]
         """
         xp = namespace(x)
+        return xp.astype(self._scaled(xp, x, saturate), xp.int64)
+
+    def encode_index(self, x) -> np.ndarray:
+        """``encode(x) - min_code``: the position of each value's code in :meth:`all_codes`,
+        as int32 (int64 for formats wider than 31 bits), saturating as :meth:`encode` does.
+
+        For table lookups: a table holding a model's result for every code, read at these
+        positions, gives what the model gives on ``encode(x)``, in fewer passes over the data.
+
+        >>> FixFormat(3, 1).encode_index([-100.0, -4.0, 0.25, 0.75, 3.5]).tolist()
+        [0, 0, 8, 10, 15]
+        """
+        xp = namespace(x)
+        scaled = self._scaled(xp, x, True)
+        scaled -= float(self.min_code)  # integers below 2**width: exact in either float type
+        return xp.astype(scaled, xp.int32 if self.width <= 31 else xp.int64)
+
+    def _scaled(self, xp, x, saturate: bool):
+        """Real values times 2**frac_bits, rounded half to even and (``saturate``) clamped to
+        the code range, as a new floating array of integral values (float32 for a float32
+        input and a format up to 23 bits, float64 otherwise)."""
         # float32 values of a format up to 23 bits wide are encoded in float32: the range
         # bounds and every code are float32 numbers, so clipping, scaling by a power of two
         # and rounding are exact there as in float64 (the same codes, half the memory traffic)
@@ -182,12 +216,15 @@ class FixFormat:
         # clamp first, so that huge values and infinities cannot overflow the scaling: to the
         # range when saturating (rounding a value in range stays in range), one step beyond
         # it otherwise (enough to be reported); scaling by a power of two is exact, round()
-        # is half to even in NumPy and torch alike
+        # is half to even in NumPy and torch alike. The clamp makes a new array; the scaling
+        # and the rounding then work in place on it.
         if saturate:
             lo, hi = self.min_value, self.max_value
         else:
             lo, hi = self.min_value - 1.0, self.max_value + 1.0
-        scaled = xp.round(xp.clip(x, lo, hi) * 2.0**self.frac_bits)
+        scaled = clip(xp, x, lo, hi)
+        scaled *= 2.0**self.frac_bits
+        scaled = round_(xp, scaled)
         if xp.isnan(xp.sum(scaled)):  # finite after the clamp unless NaN
             raise ValueError(f"cannot encode NaN into {self}")
         if not saturate:
@@ -197,7 +234,7 @@ class FixFormat:
                     f"value {float(xp.reshape(x[bad], (-1,))[0])!r} is outside {self} "
                     f"[{self.min_value}, {self.max_value}]; use a wider format or saturate=True"
                 )
-        return xp.astype(scaled, xp.int64)
+        return scaled
 
     def decode(self, codes, dtype=None, *, checked: bool = False) -> np.ndarray:
         """Real values of codes (exact: every code of a format up to 48 bits is a float64).
@@ -360,7 +397,7 @@ class PositFormat:
             idx = xp.astype(xp.searchsorted(on, mag, side="left"), xp.int64)
             code = idx + 1  # bounds[i] separates i+1 and i+2
             tie = (idx < len(bounds)) & (
-                mag == lookup(xp, bounds, xp.clip(idx, None, len(bounds) - 1))
+                mag == lookup(xp, bounds, clip(xp, idx, None, len(bounds) - 1))
             )
         else:  # posit<2, es> has a single positive value: no boundaries, no ties
             code = xp.ones(mag.shape, dtype=xp.int64, device=array_api_compat.device(mag))
@@ -419,7 +456,7 @@ def _posit_value(code: int, n: int, es: int) -> float:
 # -- rounding and saturation helpers ----------------------------------------------------------
 
 
-def shift_round_half_up(v, shift) -> np.ndarray:
+def shift_round_half_up(v, shift, *, overwrite: bool = False) -> np.ndarray:
     """Divide integers by ``2**shift`` rounding to nearest, ties towards +infinity.
 
     This is "add half an LSB, then drop bits": one adder in hardware. ``shift <= 0`` is an
@@ -432,26 +469,61 @@ def shift_round_half_up(v, shift) -> np.ndarray:
 
     >>> shift_round_half_up([6, 6, 6], [2, 0, -1]).tolist()
     [2, 6, 12]
+
+    ``overwrite``: ``v`` is an int64 array of the caller's own that it no longer needs, of
+    the result's shape; the result is written into it (one allocation less per call).
+
+    An array ``shift`` may be a NumPy array with a CPU tensor ``v`` (a model's per-row shifts,
+    worked out in NumPy: :func:`golden.arrays.row_namespace`); the result is a tensor.
     """
-    xp = namespace(v, shift)
-    v = int64(xp, v, shift)
-    if (shift.ndim if array_api_compat.is_array_api_obj(shift) else np.ndim(shift)) == 0:
+    shift_array = array_api_compat.is_array_api_obj(shift)
+    if not shift_array and np.ndim(shift) == 0:
+        xp = namespace(v)
+        v = int64(xp, v)
+        overwrite = overwrite and hasattr(v, "shape")
         shift = int(shift)
         if shift <= 0:
+            if overwrite:
+                v <<= -shift
+                return v
             return v << -shift
-        out = v + (1 << (shift - 1))
+        if overwrite:
+            v += 1 << (shift - 1)
+            out = v
+        else:
+            out = v + (1 << (shift - 1))
         out >>= shift  # in place on the new array
         return out
     # per-element shifts: a left shift by max(-shift, 0), then half an LSB added and a right
-    # shift by max(shift, 0); the shift-sized terms are formed once (often one per row)
-    shift = int64(xp, shift, v)
-    right = xp.clip(shift, 0, None)
-    half = (1 << right) >> 1  # 2**(shift - 1), 0 where shift <= 0
-    if xp.any(shift < 0):  # (a pass over the shifts, saving one over the elements)
-        v = v << xp.clip(-shift, 0, None)
-    out = v + half
+    # shift by max(shift, 0); the shift-sized terms are formed once (often one per row), in
+    # the shift's own library (NumPy for a CPU tensor's row shifts), then brought to v's
+    xs = namespace(shift) if shift_array else namespace(v)
+    xp = namespace(v) if array_api_compat.is_array_api_obj(v) else xs
+    if xs is not xp and not (is_numpy(xs) and row_namespace(xp, v) is xs):
+        raise TypeError(f"arrays of two libraries, {xp.__name__} and {xs.__name__}")
+    v = int64(xp, v)
+    overwrite = overwrite and hasattr(v, "shape")
+    shift = int64(xs, shift, v if xs is xp else None)
+    right = clip(xs, shift, 0, None)
+    half = from_rows(xp, (1 << right) >> 1, v)  # 2**(shift - 1), 0 where shift <= 0
+    if xs.any(shift < 0):  # (a pass over the shifts, saving one over the elements)
+        v = v << from_rows(xp, clip(xs, -shift, 0, None), v)
+        overwrite = True  # a new array now, of the broadcast shape
+    right = from_rows(xp, right, v)
+    if overwrite and _fits(half.shape, v.shape):
+        v += half
+        out = v
+    else:
+        out = v + half
     out >>= right  # in place on the new array
     return out
+
+
+def _fits(small: tuple, big: tuple) -> bool:
+    """Whether an array of shape ``small`` broadcasts to ``big`` without enlarging it."""
+    return len(small) <= len(big) and all(
+        a in (1, b) for a, b in zip(reversed(small), reversed(big), strict=False)
+    )
 
 
 def shift_round_half_even(v, shift: int) -> np.ndarray:
@@ -478,7 +550,13 @@ def saturate(v, fmt: FixFormat) -> np.ndarray:
     [-128, 5, 127]
     """
     xp = namespace(v)
-    return xp.clip(int64(xp, v), fmt.min_code, fmt.max_code)
+    return clip(xp, int64(xp, v), fmt.min_code, fmt.max_code)
+
+
+def saturate_(v, fmt: FixFormat):
+    """:func:`saturate` written into ``v``, an int64 array of the caller's own that it no
+    longer needs (one allocation less); returns it."""
+    return clip_(namespace(v), v, fmt.min_code, fmt.max_code)
 
 
 def _is_float32(xp, x) -> bool:

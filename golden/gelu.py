@@ -77,6 +77,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtr
 
+from .arrays import clip as _clip
 from .arrays import int64, lookup, namespace, on_device, size
 from .formats import FixFormat, saturate
 from .params import ParamsBase, Workload, check_enum, check_fix, check_int
@@ -89,6 +90,7 @@ __all__ = [
     "GeluTables",
     "tables",
     "emulate",
+    "code_table",
     "reference",
     "reference_codes",
     "error_stats",
@@ -645,7 +647,7 @@ def emulate(p: GeluParams, codes) -> np.ndarray:
     Vectorised over any array shape. Raises ``ValueError`` for codes outside ``in_fmt``.
     """
     x = p.in_fmt.check_codes(codes, "gelu input code")
-    if size(x) > _LUT_THRESHOLD and p.in_fmt.width <= 20:
+    if size(x) > _LUT_THRESHOLD and p.in_fmt.width <= TABLE_MAX_WIDTH:
         # large arrays: every code's result evaluated once by the datapath below, then looked
         # up (the same function of one code; a DeiT forward pass has millions of elements)
         return lookup(namespace(x), _all_codes(p), x - p.in_fmt.min_code)
@@ -653,6 +655,23 @@ def emulate(p: GeluParams, codes) -> np.ndarray:
 
 
 _LUT_THRESHOLD = 1 << 16
+#: widest input format :func:`code_table` tabulates (2**20 codes, 8 MiB)
+TABLE_MAX_WIDTH = 20
+
+
+def code_table(p: GeluParams) -> np.ndarray:
+    """The model's result for every ``in_fmt`` code, in the order of ``in_fmt.all_codes()``
+    (read-only int64 ``out_fmt`` codes, computed once by the datapath): entry
+    ``c - in_fmt.min_code`` is ``emulate(p, c)``. For input formats up to
+    :data:`TABLE_MAX_WIDTH` bits; a caller that reads it at ``in_fmt.encode_index(x)``
+    gets ``emulate(p, in_fmt.encode(x))``.
+    """
+    if p.in_fmt.width > TABLE_MAX_WIDTH:
+        raise ValueError(
+            f"code_table tabulates input formats up to {TABLE_MAX_WIDTH} bits, not {p.in_fmt} "
+            f"({p.in_fmt.width}); call emulate instead"
+        )
+    return _all_codes(p)
 
 
 @functools.lru_cache(maxsize=16)
@@ -685,7 +704,7 @@ def datapath(p: GeluParams, x: np.ndarray, t: GeluTables, *, clip: bool = True) 
     row = row_of(p, t, x)
     m = xp.abs(x)
     tail = row < 0
-    row = xp.clip(row, 0, None)
+    row = _clip(xp, row, 0, None)
     if t.breakpoints is Breakpoints.GRID:
         d = m & ((1 << t.offset_bits) - 1)
     else:  # wraps only in the flat last piece, whose terms are zero
@@ -698,7 +717,7 @@ def datapath(p: GeluParams, x: np.ndarray, t: GeluTables, *, clip: bool = True) 
     else:
         for nonzero, complement, shift in fields:
             k = lookup(xp, shift, row)
-            mag = xp.where(k >= 0, d << xp.clip(k, 0, None), d >> xp.clip(-k, 0, None))
+            mag = xp.where(k >= 0, d << _clip(xp, k, 0, None), d >> _clip(xp, -k, 0, None))
             n = n + lookup(xp, nonzero, row) * xp.where(lookup(xp, complement, row) == 1, ~mag, mag)
     n = xp.where(tail, t.half, n)
     y = _combine(p, x, n)

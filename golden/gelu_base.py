@@ -64,7 +64,7 @@ from scipy.optimize import linprog
 from scipy.special import ndtr
 
 from . import gelu as pwl
-from .arrays import int64, lookup, namespace
+from .arrays import clip, int64, lookup, namespace
 from .formats import FixFormat, saturate, shift_round_half_up
 from .params import ParamsBase, check_enum, check_fix, check_int
 
@@ -358,7 +358,7 @@ def _horner(p: GeluBaseParams, coefs: np.ndarray, x: np.ndarray):
     xp = namespace(x)
     a = xp.abs(x)
     k = p.seg_shift
-    seg = xp.clip(a >> k, None, p.segments)
+    seg = clip(xp, a >> k, None, p.segments)
     t = a & ((1 << k) - 1)
     # coefficient j of each element's segment: column j of the table, looked up
     h = lookup(xp, np.ascontiguousarray(coefs[:, p.degree]), seg)

@@ -38,8 +38,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .arrays import bit_length, extrema, int64, lookup, namespace, size
-from .formats import FixFormat, saturate, shift_round_half_up
+from .arrays import (
+    bit_length,
+    clip,
+    extrema,
+    from_rows,
+    int64,
+    lookup,
+    namespace,
+    row_namespace,
+    size,
+    to_rows,
+)
+from .formats import FixFormat, saturate_, shift_round_half_up
 from .params import ParamsBase, Workload, check_fix, check_int
 
 __all__ = [
@@ -246,7 +257,8 @@ def _rsqrt(p: LayerNormParams, m):
 
 
 def _row_constants(p: LayerNormParams, x):
-    """Per row: A = D y, B = S1 y and k (W = 2^(2k) m), from exact integer statistics.
+    """Per row: A = D y, B = S1 y and k (W = 2^(2k) m), from exact integer statistics; A
+    and B in x's library and on its device, k in :func:`~golden.arrays.row_namespace`'s.
 
     W = (D S2 - S1^2) 2^G + D^2 eps_code can exceed 64 bits, so it is held as two words,
     W = H 2^G + L with H = D S2 - S1^2 + floor(D^2 eps_code / 2^G) and L < 2^G (L the same for
@@ -265,8 +277,11 @@ def _row_constants(p: LayerNormParams, x):
     rows = xp.reshape(x, (-1, d))
     s1 = xp.sum(rows, axis=1)  # |S1| < 2^(width - 1) * max_len: int64
     s2 = xp.sum(rows * rows, axis=1)  # < 2^(2 width - 2) * max_len: int64 for 16-bit input
+    # the per-row unit, on one value per row (in NumPy for a CPU tensor: row_namespace)
+    rx = row_namespace(xp, x)
+    s1, s2 = to_rows(rx, s1), to_rows(rx, s2)
     h = d * s2 - s1 * s1 + high  # >= high >= 0 (Cauchy-Schwarz)
-    n_bits = xp.where(h > 0, bit_length(xp, h) + g, low.bit_length())
+    n_bits = rx.where(h > 0, bit_length(rx, h) + g, low.bit_length())
     k = (n_bits - 1) >> 1  # W = 2^(2k) m, m in [1, 4)
     shift = 2 * k - f
     # m = W >> shift (f fractional bits, truncated) or W << -shift, as H's part plus L's part
@@ -274,19 +289,24 @@ def _row_constants(p: LayerNormParams, x):
     # both below 2^(f + 2), so neither overflows; right shifts stop at 63, where every
     # non-negative int64 is already 0 (shifts past the width are not defined everywhere)
     h_shift = shift - g
-    h_part = (h << xp.clip(-h_shift, 0, None)) >> xp.clip(h_shift, 0, 63)
-    l_part = (low << xp.clip(-shift, 0, None)) >> xp.clip(shift, 0, 63)
+    h_part = (h << clip(rx, -h_shift, 0, None)) >> clip(rx, h_shift, 0, 63)
+    l_part = (low << clip(rx, -shift, 0, None)) >> clip(rx, shift, 0, 63)
     y = _rsqrt(p, h_part + l_part)  # m in [1, 4) by construction
-    return (d * y)[:, None], (s1 * y)[:, None], k[:, None]
+    # A and B multiply the elements (on x's device); k only shifts them (stays per row)
+    return from_rows(xp, (d * y)[:, None], x), from_rows(xp, (s1 * y)[:, None], x), k[:, None]
 
 
-def emulate(p: LayerNormParams, codes, gamma_codes=None, beta_codes=None) -> np.ndarray:
+def emulate(
+    p: LayerNormParams, codes, gamma_codes=None, beta_codes=None, *, checked: bool = False
+) -> np.ndarray:
     """Bit-exact model: the last axis of ``codes`` is one row (1 to ``max_len``).
 
     ``gamma_codes`` / ``beta_codes``: one per channel (the last axis), ``gamma_fmt`` /
     ``beta_fmt`` codes; None means the identity (gamma 1, beta 0). Returns ``out_fmt`` codes.
+    ``checked``: ``codes`` (and gamma and beta where given) are int64 arrays known to lie in
+    their formats (``encode``'s results), so the passes that check them are skipped.
     """
-    x = p.in_fmt.check_codes(codes, "layernorm input code")
+    x = codes if checked else p.in_fmt.check_codes(codes, "layernorm input code")
     if x.ndim == 0 or not 1 <= x.shape[-1] <= p.max_len:
         length = "a scalar" if x.ndim == 0 else f"length {x.shape[-1]}"
         raise ValueError(
@@ -294,31 +314,31 @@ def emulate(p: LayerNormParams, codes, gamma_codes=None, beta_codes=None) -> np.
             f"not {length}; raise max_len"
         )
     d = x.shape[-1]
-    gamma = _affine(p.gamma_fmt, gamma_codes, d, "gamma")
-    beta = _affine(p.beta_fmt, beta_codes, d, "beta")
+    gamma = _affine(p.gamma_fmt, gamma_codes, d, "gamma", checked)
+    beta = _affine(p.beta_fmt, beta_codes, d, "beta", checked)
     xp = namespace(x)
     a, b, k = _row_constants(p, x)
+    # every step below works in place on prod, the one new array of the element pass
     prod = xp.reshape(x, (-1, d)) * a
     prod -= b  # (D X - S1) y, exact
     # (D X - S1) 2^-F / sqrt(W 2^-(2F+G)) = prod 2^(G/2 - k - rsqrt_frac): to norm_fmt units
     fz = p.norm_fmt.frac_bits
     shift = k + (p.rsqrt_fmt.frac_bits - p.eps_extra_bits // 2 - fz)
-    z = saturate(shift_round_half_up(prod, shift), p.norm_fmt)
+    acc = saturate_(shift_round_half_up(prod, shift, overwrite=True), p.norm_fmt)  # z
     frac = fz
-    acc = z
     if gamma is not None:
-        acc = z * gamma[None, :]
+        acc *= gamma[None, :]
         frac = fz + p.gamma_fmt.frac_bits
     if beta is not None:
-        acc += beta[None, :] << (frac - p.beta_fmt.frac_bits)  # in place: acc is ours
-    y = shift_round_half_up(acc, frac - p.out_fmt.frac_bits)
-    return xp.reshape(saturate(y, p.out_fmt), x.shape)
+        acc += beta[None, :] << (frac - p.beta_fmt.frac_bits)
+    y = shift_round_half_up(acc, frac - p.out_fmt.frac_bits, overwrite=True)
+    return xp.reshape(saturate_(y, p.out_fmt), x.shape)
 
 
-def _affine(fmt: FixFormat, codes, d: int, what: str):
+def _affine(fmt: FixFormat, codes, d: int, what: str, checked: bool = False):
     if codes is None:
         return None
-    arr = fmt.check_codes(codes, f"{what} code")
+    arr = codes if checked else fmt.check_codes(codes, f"{what} code")
     if arr.shape != (d,):
         raise ValueError(f"{what} must have one code per channel ({d}), not shape {arr.shape}")
     return arr

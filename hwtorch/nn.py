@@ -9,7 +9,11 @@ Backends: the golden models run on torch tensors as they run on NumPy arrays (on
 numerics, :mod:`golden.arrays`), so the forward pass computes on the input tensor's device and
 in its dtype, with no copy to the host and back: a model moved to CUDA emulates on the GPU. The
 integer codes are the same as NumPy's on every device (tests/test_array_backends.py); the
-dequantized values are the float64 values rounded once to the input's dtype.
+dequantized values are the float64 values rounded once to the input's dtype. On a CPU the
+per-row units of LayerNorm and softmax run in NumPy on views of the same memory
+(:func:`golden.arrays.row_namespace`), and :class:`GELU` reads a table of every input code's
+decoded result (:func:`golden.gelu.code_table`) at each value's code: the same numbers, in
+fewer passes.
 
 Scale policy
 ------------
@@ -86,7 +90,7 @@ from golden import gelu as gelu_model
 from golden import layernorm as layernorm_model
 from golden import posit_mac
 from golden import softmax as softmax_model
-from golden.arrays import is_numpy, lookup, namespace, size
+from golden.arrays import clip, is_numpy, lookup, namespace, size
 from golden.formats import FixFormat
 
 from . import quant
@@ -108,7 +112,8 @@ __all__ = [
 
 
 def _through(fn, x: torch.Tensor, in_fmt, out_fmt) -> torch.Tensor:
-    """``fn`` (an emulate) on ``x``'s codes, on ``x``'s device, back to ``x``'s dtype."""
+    """``fn`` (an emulate) on ``x``'s codes (``in_fmt.encode``'s, so in range: ``fn`` may
+    take them ``checked``), on ``x``'s device, back to ``x``'s dtype."""
     return _decoded(out_fmt, fn(in_fmt.encode(_real(x))), x.dtype)
 
 
@@ -133,7 +138,8 @@ class Softmax(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = self.params
         moved = x.movedim(self.dim, -1)
-        y = _through(lambda c: softmax_model.emulate(p, c), moved, p.in_fmt, p.out_fmt)
+        fn = functools.partial(softmax_model.emulate, p, checked=True)
+        y = _through(fn, moved, p.in_fmt, p.out_fmt)
         return y.movedim(-1, self.dim)
 
     def extra_repr(self) -> str:
@@ -237,7 +243,8 @@ class LayerNorm(torch.nn.Module):
             else:
                 k = _prescale_shift(xf.abs().amax(dim=-1, keepdim=True), p.in_fmt)
             codes = p.in_fmt.encode(xf.double() * _pow2(-k))
-        return _decoded(p.out_fmt, layernorm_model.emulate(p, codes, gamma, beta), x.dtype)
+        codes = layernorm_model.emulate(p, codes, gamma, beta, checked=True)  # encode's codes
+        return _decoded(p.out_fmt, codes, x.dtype)
 
     def _affine_codes(self):
         """gamma and beta as ``gamma_fmt`` / ``beta_fmt`` codes on the parameters' device (None
@@ -308,7 +315,7 @@ def _prescale_shift(top, fmt: FixFormat):
     mant, exp = (np.frexp if is_numpy(xp) else torch.frexp)(ratio)  # ratio = mant * 2**exp
     k = xp.where(mant == 0.5, exp - 1, exp)  # ceil(log2(ratio)), mant in [0.5, 1)
     k = xp.astype(xp.where(top > 0, k, 0), xp.int64)
-    return xp.clip(k, -_MAX_SHIFT, _MAX_SHIFT)
+    return clip(xp, k, -_MAX_SHIFT, _MAX_SHIFT)
 
 
 #: 2**j for j = -16 .. 16, exact in float64: the prescale factors.
@@ -365,10 +372,25 @@ class GELU(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = self.params
-        return _through(lambda c: gelu_model.emulate(p, c), x, p.in_fmt, p.out_fmt)
+        if not x.dtype.is_floating_point or p.in_fmt.width > gelu_model.TABLE_MAX_WIDTH:
+            return _through(lambda c: gelu_model.emulate(p, c), x, p.in_fmt, p.out_fmt)
+        # emulate's result for every input code, decoded once, read at each value's code:
+        # the same numbers as decoding emulate(encode(x)), in a third of the passes
+        table = _decoded_table(p, np.float32 if x.dtype == torch.float32 else np.float64)
+        y = lookup(namespace(x), table, p.in_fmt.encode_index(_real(x)))
+        return y if y.dtype == x.dtype else y.to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"params={self.params.name}"
+
+
+@functools.lru_cache(maxsize=16)
+def _decoded_table(p: gelu_model.GeluParams, dtype) -> np.ndarray:
+    """:func:`golden.gelu.code_table` decoded to reals of a NumPy ``dtype`` (each the float64
+    value rounded once), read-only."""
+    table = p.out_fmt.decode(gelu_model.code_table(p), checked=True).astype(dtype)
+    table.setflags(write=False)
+    return table
 
 
 #: The MAC's default activation format, s4.4.

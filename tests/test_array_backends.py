@@ -21,7 +21,7 @@ from golden import (  # noqa: E402
     softmax,
     softmax_base,
 )
-from golden.arrays import bit_length, namespace  # noqa: E402
+from golden.arrays import bit_length, namespace, row_namespace  # noqa: E402
 from golden.formats import (  # noqa: E402
     FixFormat,
     PositFormat,
@@ -108,6 +108,39 @@ def test_rounding_helpers_equal_numpy(dev):
         shift_round_half_up(v, shifts), shift_round_half_up(_t(v, dev), _t(shifts, dev)), dev
     )
     assert _same(saturate(v, FixFormat(30, 4)), saturate(_t(v, dev), FixFormat(30, 4)), dev)
+    # in place on an array of the caller's, with its own row shifts
+    assert _same(
+        shift_round_half_up(v, shifts),
+        shift_round_half_up(_t(v, dev), _t(shifts, dev), overwrite=True),
+        dev,
+    )
+
+
+def test_rows_worked_out_in_numpy_for_cpu_tensors():
+    """A CPU tensor's per-row shifts may come as NumPy (the models' per-row units run in
+    NumPy there: row_namespace); the result is the tensor NumPy's shifts give. Any other
+    mix of libraries is an error."""
+    rng = np.random.default_rng(3)
+    v = rng.integers(-(2**40), 2**40, size=(50, 40))
+    shifts = rng.integers(-6, 20, size=(50, 1))
+    cpu = torch.device("cpu")
+    assert row_namespace(namespace(_t(v, cpu)), _t(v, cpu)).__name__ == "array_api_compat.numpy"
+    want = shift_round_half_up(v, shifts)
+    assert _same(want, shift_round_half_up(_t(v, cpu), shifts), cpu)
+    assert _same(want, shift_round_half_up(_t(v, cpu), shifts, overwrite=True), cpu)
+    with pytest.raises(TypeError, match="two libraries"):
+        shift_round_half_up(v, _t(shifts, cpu))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_encode_index_equals_numpy(dev, dtype):
+    fmt = FixFormat(6, 10)
+    x = np.concatenate(
+        [np.random.default_rng(4).normal(0, 20, 5000), [np.inf, -np.inf, 0.5 / 1024, 1e38]]
+    ).astype(np.float32 if dtype == torch.float32 else np.float64)
+    got = fmt.encode_index(_t(x, dev))
+    assert got.dtype == torch.int32 and got.device.type == dev.type
+    assert np.array_equal(got.cpu().numpy(), fmt.encode(x) - fmt.min_code)
 
 
 @pytest.mark.parametrize("fmt", [PositFormat(4, 0), PositFormat(4, 1), PositFormat(8, 2)])
@@ -221,8 +254,9 @@ def test_mac_matmul_form(dev, mode):
 
 def test_drop_ins_stay_on_the_device(dev, monkeypatch):
     """Softmax, GELU, LayerNorm (every scale policy) and MacLinear compute on the input's
-    device and dtype: with Tensor.numpy and Tensor.tolist disabled they still run, and they
-    give what the NumPy path gives."""
+    device and dtype: with Tensor.tolist disabled, and Tensor.numpy disabled for every device
+    but the CPU (where it is a view of the same memory), they still run, and they give what
+    the NumPy path gives."""
     torch.manual_seed(0)
     lin = torch.nn.Linear(48, 16)
     mods = [
@@ -241,7 +275,18 @@ def test_drop_ins_stay_on_the_device(dev, monkeypatch):
     def no_host(*args, **kwargs):
         raise AssertionError("the forward pass copied a tensor to the host")
 
-    monkeypatch.setattr(torch.Tensor, "numpy", no_host)
+    view = torch.Tensor.numpy
+
+    def cpu_view_only(tensor, *args, **kwargs):
+        # a CPU tensor's NumPy view shares its memory (the per-row units run in NumPy on a
+        # CPU: golden.arrays.row_namespace); any other device's would be a copy
+        if tensor.device.type != "cpu":
+            no_host()
+        out = view(tensor, *args, **kwargs)
+        assert np.shares_memory(out, view(tensor)), "a NumPy copy, not a view"
+        return out
+
+    monkeypatch.setattr(torch.Tensor, "numpy", cpu_view_only)
     monkeypatch.setattr(torch.Tensor, "tolist", no_host)
     got = [m(x.to(dev)) for m, x in mods]
     monkeypatch.undo()

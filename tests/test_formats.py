@@ -532,3 +532,48 @@ def test_saturate_by_hand():
         127,
     ]
     assert saturate([-3, 0, 300], FixFormat(8, 0, False)).tolist() == [0, 0, 255]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(st.lists(ints, min_size=3, max_size=3), min_size=1, max_size=8),
+    data=st.data(),
+)
+def test_shift_round_half_up_per_row_and_in_place(rows, data):
+    """Per-row shifts (any sign), with and without overwrite: each element against the
+    reference; with overwrite the result is written into the array it was given."""
+    shifts = data.draw(st.lists(st.integers(-8, 20), min_size=len(rows), max_size=len(rows)))
+    v = np.array(rows, dtype=np.int64)
+    s = np.array(shifts, dtype=np.int64)[:, None]
+
+    def ref(x: int, k: int) -> int:  # x / 2**k to nearest, ties up, for any sign of k
+        return math.floor(Fraction(x) / Fraction(2) ** k + Fraction(1, 2))
+
+    want = [[ref(x, k) for x in row] for row, k in zip(rows, shifts, strict=True)]
+    assert shift_round_half_up(v, s).tolist() == want
+    assert v.tolist() == rows  # not overwritten unless asked
+    mine = v.copy()
+    out = shift_round_half_up(mine, s, overwrite=True)
+    assert out.tolist() == want
+    if (s >= 0).all():  # a left shift makes a new array first; otherwise in place
+        assert out is mine
+    scalar = shifts[0]
+    mine = v.copy()
+    out = shift_round_half_up(mine, scalar, overwrite=True)
+    assert out.tolist() == [[ref(x, scalar) for x in row] for row in rows]
+    assert out is mine
+
+
+@SETTINGS
+@given(fmt=formats(max_width=24), vs=st.lists(st.floats(allow_nan=False), max_size=40))
+def test_encode_index_is_the_code_position(fmt, vs):
+    """encode_index(x) is encode(x) - min_code, int32: each value's position in all_codes()."""
+    idx = fmt.encode_index(vs)
+    assert idx.dtype == np.int32
+    assert np.array_equal(idx, fmt.encode(vs) - fmt.min_code)
+    assert ((idx >= 0) & (idx < 2**fmt.width)).all()
+
+
+def test_encode_index_rejects_nan():
+    with pytest.raises(ValueError, match=r"^cannot encode NaN into s4\.4$"):
+        FixFormat(4, 4).encode_index([1.0, float("nan")])

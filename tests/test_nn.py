@@ -41,6 +41,43 @@ def test_gelu_equals_emulate_on_tensors():
     assert "gelu_i16f10_o16f10_s16" in repr(nn.GELU())
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_gelu_table_path_equals_emulate_on_every_code(dtype):
+    """Large inputs read a decoded table of every code's result: the values of decoding
+    emulate's codes (each rounded once to the dtype), for every code, beyond the range and
+    at the infinities."""
+    p = gelu.GeluParams()
+    codes = p.in_fmt.all_codes()
+    x = np.concatenate([p.in_fmt.decode(codes), [-1e6, 1e6, -np.inf, np.inf, 31.9999, -32.0001]])
+    t = torch.from_numpy(x).to(dtype)
+    y = nn.GELU()(t)
+    want = p.out_fmt.decode(gelu.emulate(p, p.in_fmt.encode(t.double().numpy())))
+    assert y.dtype == dtype and y.shape == t.shape
+    assert torch.equal(y, torch.from_numpy(want).to(dtype))
+    with pytest.raises(ValueError, match="NaN"):
+        nn.GELU()(torch.tensor([0.0, float("nan")], dtype=dtype))
+
+
+def test_checked_codes_give_the_same_results():
+    """``checked=True`` (what the drop-ins pass for encode's codes) only skips the range
+    checks: the same codes out; unchecked, bad codes are still refused."""
+    rng = np.random.default_rng(5)
+    s = softmax.SoftmaxParams()
+    rows = s.in_fmt.encode(rng.normal(0, 3, (40, 197)))
+    assert np.array_equal(softmax.emulate(s, rows, checked=True), softmax.emulate(s, rows))
+    p = layernorm.LayerNormParams()
+    x = p.in_fmt.encode(rng.normal(0, 2, (30, 384)))
+    g = p.gamma_fmt.encode(rng.uniform(0.5, 1.5, 384))
+    b = p.beta_fmt.encode(rng.normal(0, 0.2, 384))
+    assert np.array_equal(
+        layernorm.emulate(p, x, g, b, checked=True), layernorm.emulate(p, x, g, b)
+    )
+    with pytest.raises(ValueError, match="outside"):
+        softmax.emulate(s, rows + 2**20)
+    with pytest.raises(ValueError, match="outside"):
+        layernorm.emulate(p, x, g + 2**20, b)
+
+
 def test_layernorm_loads_torch_state_dict_and_equals_emulate():
     ref = torch.nn.LayerNorm(384, eps=1e-6)
     with torch.no_grad():
@@ -206,19 +243,21 @@ def test_patch_plain_torch_model():
 
 
 @pytest.mark.perf
-def test_emulated_deit_small_forward_costs_at_most_3x():
-    """The issue's budget: DeiT-Small with all three operators emulated, best of five.
+def test_emulated_deit_small_forward_costs_at_most_2x():
+    """The PyTorch-backend issue's budget: DeiT-Small with all three operators emulated, one
+    thread, best of five, at most 2x the exact forward pass.
 
-    A ratio of wall times, so it depends on the machine: it read 2.31 when written, but 3.18 to
-    3.88 on a later machine of the same kind, the code of that time included. It therefore runs
-    with ``make perf`` rather than gating ``make test``; the PyTorch-backend issue owns the
-    overhead target."""
+    A ratio of wall times, so it depends on the machine: the NumPy models read 2.31 when first
+    written and 3.18 to 3.88 on a later machine of the same kind; the tensor models with
+    in-place element passes, NumPy per-row units and the decoded GELU table read 1.78 to 1.89
+    (the models before them 2.06 to 2.13, measured alternately). It therefore runs with
+    ``make perf`` rather than gating ``make test``."""
     from hwtorch.accuracy import forward_overhead
 
     # one torch thread: the emulations run on one core, and on a shared 2-core machine two
     # torch threads make the exact forward pass erratic (spin-waiting on a busy core)
     t = forward_overhead("deit_small_patch16_224", batch=1, repeats=5, threads=1)
-    assert t["ratio"] <= 3.0, t
+    assert t["ratio"] <= 2.0, t
 
 
 def test_whole_array_lookup_paths_equal_the_datapaths():

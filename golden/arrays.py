@@ -155,6 +155,9 @@ def clip(xp, a, lo=None, hi=None):
     """``xp.clip(a, lo, hi)`` (a new array of ``a``'s dtype; a bound may be None), through the
     library's own clip for NumPy and torch: array-api-compat's portable NumPy clip takes some
     twenty microseconds a call, which the per-row units of the models make many of."""
+    lo, hi = _bounds(a, lo, hi)
+    if lo is None and hi is None:
+        return xp.asarray(a, copy=True)
     if is_numpy(xp):
         return np.clip(a, lo, hi)
     if array_api_compat.is_torch_namespace(xp):
@@ -166,11 +169,35 @@ def clip_(xp, a, lo, hi):
     """``clip(a, lo, hi)`` written into ``a`` itself where the library can (NumPy, torch), for
     an array the caller owns (a model's own intermediate, never its input); returns it. Saves
     the allocation of a new array, which on a CPU costs as much as the pass itself."""
+    lo, hi = _bounds(a, lo, hi)
+    if lo is None and hi is None:
+        return a
     if is_numpy(xp):
         return np.clip(a, lo, hi, out=a) if isinstance(a, np.ndarray) else np.clip(a, lo, hi)
     if array_api_compat.is_torch_namespace(xp):
         return a.clamp_(lo, hi)
     return xp.clip(a, lo, hi)
+
+
+def _bounds(a, lo, hi):
+    """Integer bounds beyond an integer array's dtype dropped (they cannot clip it, and
+    NumPy and torch refuse a Python int that does not fit the dtype)."""
+    dtype = a.dtype
+    if isinstance(dtype, np.dtype):
+        if dtype.kind not in "iu":
+            return lo, hi
+        info = np.iinfo(dtype)
+    else:
+        import torch  # loaded already: a is a tensor
+
+        if dtype.is_floating_point or dtype.is_complex or dtype == torch.bool:
+            return lo, hi
+        info = torch.iinfo(dtype)
+    if isinstance(lo, int) and lo <= info.min:
+        lo = None
+    if isinstance(hi, int) and hi >= info.max:
+        hi = None
+    return lo, hi
 
 
 def round_(xp, a):

@@ -955,7 +955,8 @@ def forward_overhead(
 
     The two are timed alternately, ``repeats`` times each, and the fastest of each is kept,
     so a busy machine slows both alike. ``threads`` > 0 sets torch's thread count for the
-    measurement (the emulations run in NumPy on one core); 0 keeps torch's setting.
+    measurement (the emulations are element-wise torch passes plus small per-row units in
+    NumPy, mostly on one core); 0 keeps torch's setting.
     """
     import timm
 

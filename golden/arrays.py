@@ -235,15 +235,14 @@ def to_rows(rx, a):
     return a
 
 
-def from_rows(xp, a, like):
-    """A per-row result ``a`` back in ``xp`` on ``like``'s device (a NumPy array becomes a
-    tensor sharing its memory on a CPU)."""
+def from_rows(xp, a):
+    """A per-row result ``a`` back in ``xp``: a NumPy array (the row namespace of a CPU
+    tensor) becomes a CPU tensor sharing its memory; anything else is returned as it is."""
     if is_numpy(xp) or not isinstance(a, np.ndarray):
         return a
-    import torch  # loaded already: like is a tensor
+    import torch  # loaded already: xp is torch's namespace
 
-    out = torch.from_numpy(a if a.flags.c_contiguous else a.copy())
-    return out if like.device.type == "cpu" else out.to(like.device)
+    return torch.from_numpy(a if a.flags.c_contiguous else a.copy())
 
 
 def size(x) -> int:

@@ -480,7 +480,6 @@ def shift_round_half_up(v, shift, *, overwrite: bool = False) -> np.ndarray:
     if not shift_array and np.ndim(shift) == 0:
         xp = namespace(v)
         v = int64(xp, v)
-        overwrite = overwrite and hasattr(v, "shape")
         shift = int(shift)
         if shift <= 0:
             if overwrite:
@@ -502,14 +501,13 @@ def shift_round_half_up(v, shift, *, overwrite: bool = False) -> np.ndarray:
     if xs is not xp and not (is_numpy(xs) and row_namespace(xp, v) is xs):
         raise TypeError(f"arrays of two libraries, {xp.__name__} and {xs.__name__}")
     v = int64(xp, v)
-    overwrite = overwrite and hasattr(v, "shape")
     shift = int64(xs, shift, v if xs is xp else None)
     right = clip(xs, shift, 0, None)
-    half = from_rows(xp, (1 << right) >> 1, v)  # 2**(shift - 1), 0 where shift <= 0
+    half = from_rows(xp, (1 << right) >> 1)  # 2**(shift - 1), 0 where shift <= 0
     if xs.any(shift < 0):  # (a pass over the shifts, saving one over the elements)
-        v = v << from_rows(xp, clip(xs, -shift, 0, None), v)
+        v = v << from_rows(xp, clip(xs, -shift, 0, None))
         overwrite = True  # a new array now, of the broadcast shape
-    right = from_rows(xp, right, v)
+    right = from_rows(xp, right)
     if overwrite and _fits(half.shape, v.shape):
         v += half
         out = v

@@ -293,7 +293,7 @@ def _row_constants(p: LayerNormParams, x):
     l_part = (low << clip(rx, -shift, 0, None)) >> clip(rx, shift, 0, 63)
     y = _rsqrt(p, h_part + l_part)  # m in [1, 4) by construction
     # A and B multiply the elements (on x's device); k only shifts them (stays per row)
-    return from_rows(xp, (d * y)[:, None], x), from_rows(xp, (s1 * y)[:, None], x), k[:, None]
+    return from_rows(xp, (d * y)[:, None]), from_rows(xp, (s1 * y)[:, None]), k[:, None]
 
 
 def emulate(

@@ -408,7 +408,7 @@ def emulate(p: SoftmaxParams, codes, *, checked: bool = False) -> np.ndarray:
     m = rx.where(k >= fm, s >> clip(rx, k - fm, 0, None), s << clip(rx, fm - k, 0, None))
     y = _recip(p, m)  # m in [1, 2) by construction
     shift = k + (p.recip_fmt.frac_bits - p.out_fmt.frac_bits)
-    e *= from_rows(xp, y, x)  # e (a new array) becomes e * y, then the output, in place
+    e *= from_rows(xp, y)  # e (a new array) becomes e * y, then the output, in place
     return saturate_(shift_round_half_up(e, shift, overwrite=True), p.out_fmt)
 
 
